@@ -1,0 +1,104 @@
+"""Where spikedet finds its model YAMLs, sample data and shipped weights, and how names resolve.
+
+The folders ``models/``, ``data/`` and ``weights/`` sit at the top of a source checkout and are installed
+inside the package (``spikedet/models`` ...) by a wheel; both layouts are searched.
+
+Lookup rules (DEVELOPERS.md):
+
+- model: an existing path; else ``models/<name>``; else ``<stem>-<scale>.yaml`` means ``models/<stem>.yaml``
+  at that scale (``spikeyolo-s.yaml`` -> ``models/spikeyolo.yaml``, scale ``s``).
+- data: an existing path; else ``data/<name>`` (``.yaml`` added when missing); else the name is handed to
+  Ultralytics as one of its dataset names (which may download when online).
+- weights: an explicit path (or a file in ``weights/``); with none given, ``$SPIKEDET_WEIGHTS``, else the
+  shipped default in ``weights/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from spikedet.errors import SpikedetError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS_NAME = "yolov5n-a2s.safetensors"
+
+
+def asset_dir(name: str) -> Path:
+    """The folder ``name`` (models, data, weights, service) of an installed wheel or a source checkout."""
+    for candidate in (PACKAGE_DIR / name, PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    return PACKAGE_DIR.parent / name
+
+
+def list_models() -> list[str]:
+    return sorted(p.name for p in asset_dir("models").glob("*.yaml"))
+
+
+def resolve_model_yaml(name: str | os.PathLike) -> tuple[Path, str | None]:
+    """Return ``(yaml_path, scale)`` for a model name or path; scale is None when the name carries none."""
+    text = str(name)
+    path = Path(text).expanduser()
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise SpikedetError(f"model config must be a .yaml file, got {text!r}")
+    if path.is_file():
+        return path, None
+    models = asset_dir("models")
+    if (models / path.name).is_file() and len(path.parts) == 1:
+        return models / path.name, None
+    match = re.fullmatch(r"(.+)-([A-Za-z0-9]+)(\.ya?ml)", path.name)
+    if match:
+        base = path.parent / f"{match[1]}{match[3]}"
+        for candidate in (base, models / base.name):
+            if candidate.is_file():
+                return candidate, match[2]
+    known = ", ".join(list_models()) or "none"
+    raise SpikedetError(f"model config {text!r} not found (models shipped: {known}; add -<scale> to pick a scale)")
+
+
+def resolve_data(name: str | os.PathLike) -> str:
+    """Return the data YAML to hand to Ultralytics: a path if one exists, else the name itself."""
+    text = str(name)
+    path = Path(text).expanduser()
+    if path.exists():
+        return str(path)
+    data = asset_dir("data")
+    for candidate in (data / text, data / f"{text}.yaml"):
+        if candidate.is_file() and len(Path(text).parts) == 1:
+            return str(candidate)
+    if len(path.parts) > 1:
+        raise SpikedetError(f"data file {text!r} not found")
+    return text
+
+
+def default_weights() -> Path | None:
+    """``$SPIKEDET_WEIGHTS`` if set, else the shipped default weights if present."""
+    env = os.environ.get("SPIKEDET_WEIGHTS")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise SpikedetError(f"SPIKEDET_WEIGHTS points to {env!r}, which is not a file")
+        return path
+    shipped = asset_dir("weights") / DEFAULT_WEIGHTS_NAME
+    return shipped if shipped.is_file() else None
+
+
+def resolve_weights(name: str | os.PathLike | None) -> Path:
+    """Return the weights file for ``name`` (a path or a file in ``weights/``), or the default if None."""
+    if name is None or str(name) == "":
+        found = default_weights()
+        if found is None:
+            raise SpikedetError(
+                "no weights given and no default weights are installed: pass model=PATH (or --weights PATH) "
+                "or set SPIKEDET_WEIGHTS"
+            )
+        return found
+    path = Path(str(name)).expanduser()
+    if path.is_file():
+        return path
+    shipped = asset_dir("weights") / path.name
+    if len(path.parts) == 1 and shipped.is_file():
+        return shipped
+    raise SpikedetError(f"weights file {str(name)!r} not found")

@@ -1,0 +1,337 @@
+"""The ``spikedet`` command line: ``spikedet COMMAND [MAIN] [key=value ...]``.
+
+Settings are Ultralytics-style ``key=value``; ``--key value``, ``--key=value``, ``--flag`` and ``-o OUT``
+are accepted for the same settings. ``--json`` prints machine-readable JSON on stdout (everything else goes
+to stderr). Bad input gives one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikedet.errors import SpikedetError
+
+EXIT_USAGE = 2
+
+
+class UsageError(SpikedetError):
+    """Bad command-line input."""
+
+
+@dataclass
+class Setting:
+    """One ``key=value`` setting of a command."""
+
+    kind: str  # "int" | "float" | "bool" | "str" | "path" | "choice" | "size"
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def convert(self, key: str, raw: Any) -> Any:
+        value = parse_value(raw) if isinstance(raw, str) else raw
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise UsageError(f"{key} must be true or false, got {raw!r}")
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"{key} must be an integer, got {raw!r}")
+            return self._check_range(key, value)
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"{key} must be a number, got {raw!r}")
+            return self._check_range(key, float(value))
+        if self.kind == "size":  # image size: 640 or [h, w]
+            if isinstance(value, int) and not isinstance(value, bool):
+                return self._check_range(key, value)
+            if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+                return [self._check_range(key, v) for v in value]
+            raise UsageError(f"{key} must be an integer or [height, width], got {raw!r}")
+        if self.kind == "choice":
+            text = str(raw)
+            if text not in self.choices:
+                raise UsageError(f"{key} must be one of {', '.join(self.choices)}, got {raw!r}")
+            return text
+        if value is None:
+            return None
+        return str(raw)
+
+    def _check_range(self, key: str, value):
+        if self.minimum is not None and value < self.minimum:
+            raise UsageError(f"{key} must be >= {self.minimum:g}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise UsageError(f"{key} must be <= {self.maximum:g}, got {value}")
+        return value
+
+
+def parse_value(text: str) -> Any:
+    """Ultralytics-style value: booleans, None, numbers and lists from text; anything else stays a string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for convert in (int, float):
+        with contextlib.suppress(ValueError):
+            return convert(text)
+    if text.strip()[:1] in "[(":
+        with contextlib.suppress(ValueError, SyntaxError):
+            return ast.literal_eval(text.strip())
+    return text
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    handler: Callable[["Invocation"], int | None]
+    main: str | None = None  # what MAIN is, e.g. "DATA"
+    main_setting: str | None = None  # the setting MAIN fills, e.g. "data"
+    settings: dict[str, Setting] = field(default_factory=dict)
+    ultralytics_mode: str | None = None  # accept every Ultralytics setting of this mode
+    examples: tuple[str, ...] = ()
+
+
+@dataclass
+class Invocation:
+    command: Command
+    main: str | None
+    settings: dict[str, Any]
+    json: bool
+
+
+COMMANDS: dict[str, Command] = {}
+SHORT_OPTIONS = {"o": "output"}
+
+
+def command(name: str, help: str, **kwargs):
+    def decorate(handler):
+        COMMANDS[name] = Command(name, help, handler, **kwargs)
+        return handler
+
+    return decorate
+
+
+def parse_args(argv: list[str]) -> Invocation:
+    if not argv:
+        raise UsageError("no command given; run 'spikedet --help'")
+    name, tokens = argv[0], argv[1:]
+    if name not in COMMANDS:
+        raise UsageError(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
+    cmd = COMMANDS[name]
+    main: str | None = None
+    raw: dict[str, Any] = {}
+    want_json = False
+    i = 0
+
+    def put(key: str, value: Any) -> None:
+        key = key.replace("-", "_")
+        if key in raw:
+            raise UsageError(f"setting {key!r} given twice")
+        raw[key] = value
+
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "--json":
+            want_json = True
+        elif tok.startswith("--") and len(tok) > 2:
+            key, eq, value = tok[2:].partition("=")
+            if eq:
+                put(key, value)
+            elif _is_flag(cmd, key.replace("-", "_")):
+                put(key, True)
+            elif i + 1 < len(tokens):
+                put(key, tokens[i + 1])
+                i += 1
+            else:
+                raise UsageError(f"--{key} needs a value")
+        elif tok.startswith("-") and len(tok) == 2 and tok[1] in SHORT_OPTIONS:
+            if i + 1 >= len(tokens):
+                raise UsageError(f"{tok} needs a value")
+            put(SHORT_OPTIONS[tok[1]], tokens[i + 1])
+            i += 1
+        elif "=" in tok and not tok.startswith("="):
+            key, _, value = tok.partition("=")
+            put(key, value)
+        elif main is None and cmd.main is not None:
+            main = tok
+        else:
+            raise UsageError(f"unexpected argument {tok!r} (settings are key=value)")
+        i += 1
+    if main is not None and cmd.main_setting:
+        if cmd.main_setting in raw:
+            raise UsageError(f"{cmd.main} given twice (as {main!r} and {cmd.main_setting}=)")
+        raw[cmd.main_setting] = main
+    return Invocation(cmd, main, _convert_settings(cmd, raw), want_json)
+
+
+def _is_flag(cmd: Command, key: str) -> bool:
+    setting = cmd.settings.get(key)
+    if setting is not None:
+        return setting.kind == "bool"
+    if cmd.ultralytics_mode:
+        from spikedet.offline import import_ultralytics
+
+        import_ultralytics()
+        from ultralytics.cfg import CFG_BOOL_KEYS
+
+        return key in CFG_BOOL_KEYS
+    return False
+
+
+def _convert_settings(cmd: Command, raw: dict[str, Any]) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    ultra: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in cmd.settings:
+            settings[key] = cmd.settings[key].convert(key, value)
+        elif cmd.ultralytics_mode:
+            ultra[key] = parse_value(value) if isinstance(value, str) else value
+        else:
+            known = ", ".join(sorted(cmd.settings)) or "none"
+            raise UsageError(f"unknown setting {key!r} for '{cmd.name}' (settings: {known})")
+    if ultra:
+        settings.update(check_ultralytics_settings(ultra))
+    for key, setting in cmd.settings.items():
+        settings.setdefault(key, setting.default)
+    return settings
+
+
+def check_ultralytics_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate settings against Ultralytics' own names and types (one-line errors)."""
+    from spikedet.offline import import_ultralytics
+
+    import_ultralytics()
+    from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
+
+    unknown = [k for k in values if k not in DEFAULT_CFG_DICT]
+    if unknown:
+        import difflib
+
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, DEFAULT_CFG_DICT, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise UsageError(f"unknown setting {', '.join(hints)}; see Ultralytics' settings (spikedet COMMAND --help)")
+    checked = dict(values)
+    try:
+        check_cfg(checked, hard=True)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e).splitlines()[0]) from None
+    return checked
+
+
+# -- output helpers ------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def stdout_to_stderr(enabled: bool):
+    """While enabled, anything printed (and Ultralytics' log) goes to stderr: stdout is kept for JSON."""
+    if not enabled:
+        yield
+        return
+    global _JSON_STREAM
+    _JSON_STREAM = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # before Ultralytics is imported: its banner goes to stderr
+        handlers = _ultralytics_stream_handlers()
+        previous = [h.setStream(sys.stderr) for h in handlers]
+        try:
+            yield
+        finally:
+            _JSON_STREAM = None
+            for h, stream in zip(handlers, previous):
+                h.setStream(stream)
+
+
+def _ultralytics_stream_handlers() -> list[logging.StreamHandler]:
+    from spikedet.offline import import_ultralytics
+
+    import_ultralytics()
+    return [h for h in logging.getLogger("ultralytics").handlers if isinstance(h, logging.StreamHandler)]
+
+
+_JSON_STREAM = None  # the real stdout while stdout_to_stderr() is active
+
+
+def emit_json(payload: Any) -> None:
+    stream = _JSON_STREAM or sys.stdout
+    stream.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    stream.flush()
+
+
+def _json_default(value):
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+def _usage() -> str:
+    lines = [
+        "usage: spikedet COMMAND [MAIN] [key=value ...] [--json]",
+        "",
+        "Spiking object detection (IBRA-LIF neurons, SpikeYOLO architecture) on Ultralytics.",
+        "",
+        "commands:",
+    ]
+    width = max(len(n) for n in COMMANDS)
+    lines += [f"  {c.name:<{width}}  {c.help}" for c in COMMANDS.values()]
+    lines += ["", "Settings are key=value (also --key value, --flag, -o OUT). 'spikedet COMMAND --help' lists them."]
+    return "\n".join(lines)
+
+
+def _command_help(cmd: Command) -> str:
+    main = f" [{cmd.main}]" if cmd.main else ""
+    lines = [f"usage: spikedet {cmd.name}{main} [key=value ...] [--json]", "", cmd.help, ""]
+    if cmd.settings:
+        lines.append("settings:")
+        for key, s in cmd.settings.items():
+            choice = f" ({'|'.join(s.choices)})" if s.choices else ""
+            lines.append(f"  {key}={s.default!r}{choice}  {s.help}")
+    if cmd.ultralytics_mode:
+        lines.append(f"  ... and every Ultralytics {cmd.ultralytics_mode} setting (epochs=, imgsz=, batch=, device= ...)")
+    if cmd.examples:
+        lines += ["", "examples:"] + [f"  {e}" for e in cmd.examples]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from spikedet import commands  # noqa: F401  (registers the commands)
+
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version", "version"):
+        from spikedet import __version__
+
+        print(f"spikedet {__version__}")
+        return 0
+    if argv[0] in COMMANDS and any(a in ("-h", "--help") for a in argv[1:]):
+        print(_command_help(COMMANDS[argv[0]]))
+        return 0
+    try:
+        with stdout_to_stderr("--json" in argv):
+            invocation = parse_args(argv)
+            code = invocation.command.handler(invocation)
+        return int(code or 0)
+    except (SpikedetError, FileNotFoundError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"spikedet {argv[0]}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"spikedet {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,180 @@
+"""spikedet's detector on Ultralytics' engine, by subclassing only.
+
+- :class:`SpikeDetectionModel` is a ``DetectionModel`` built by spikedet's own YAML builder and registry.
+- :class:`SpikeDetectionTrainer` builds it in ``get_model``; :class:`SpikeDetectionValidator` adds the
+  official COCO evaluation; prediction uses Ultralytics' ``DetectionPredictor`` unchanged.
+- :class:`SpikeYOLO` is a ``Model`` whose ``task_map`` names these classes, so ``SpikeYOLO(...).train()``,
+  ``.val()`` and ``.predict()`` run Ultralytics' own loops.
+
+Checkpoints pickle the module as Ultralytics does, so a trained ``.pt`` loads through ``SpikeYOLO(path)``
+and through plain ``ultralytics.YOLO(path)`` wherever spikedet is importable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from copy import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from spikedet.offline import import_ultralytics
+
+import_ultralytics()
+
+from ultralytics.engine.model import Model  # noqa: E402
+from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer, DetectionValidator  # noqa: E402
+from ultralytics.nn.tasks import DetectionModel  # noqa: E402
+from ultralytics.utils import LOGGER, RANK  # noqa: E402
+from ultralytics.utils.torch_utils import initialize_weights  # noqa: E402
+
+from spikedet.builder import build_layers, load_model_cfg  # noqa: E402
+from spikedet.neurons import SpikingNeuron  # noqa: E402
+from spikedet.nn.layers import SpikingConv  # noqa: E402
+from spikedet.nn.spikeyolo import SpikeDetect  # noqa: E402
+
+
+class SpikeDetectionModel(DetectionModel):
+    """A detection model whose layers come from spikedet's builder (see :mod:`spikedet.builder`).
+
+    Args:
+        cfg: a model name (``spikeyolo-s.yaml``), a YAML path, or a config dict.
+        ch: image channels.
+        nc: number of classes (overrides the YAML's ``nc``).
+    """
+
+    def __init__(self, cfg: str | Path | dict = "spikeyolo-n.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+        nn.Module.__init__(self)  # DetectionModel.__init__ would call Ultralytics' parse_model
+        self.yaml = load_model_cfg(cfg)
+        self.yaml["channels"] = ch
+        if nc and nc != self.yaml["nc"]:
+            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
+            self.yaml["nc"] = nc
+        self.model, self.save = build_layers(self.yaml, ch=ch, verbose=verbose and RANK in {-1, 0})
+        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        self.inplace = self.yaml.get("inplace", True)
+        self.reparameterized = False
+
+        head = self.model[-1]
+        if not isinstance(head, SpikeDetect):
+            raise ValueError(f"the last layer of a detection model must be SpikeDetect, got {type(head).__name__}")
+        s = 256  # twice the largest stride
+        head.inplace = self.inplace
+        self.model.eval()
+        head.training = True  # the head returns its raw dict, whose feature maps give the strides
+        with torch.no_grad():
+            feats = self.forward(torch.zeros(1, ch, s, s))["feats"]
+        head.stride = torch.tensor([s / x.shape[-2] for x in feats])
+        self.stride = head.stride
+        self.model.train()
+        head.bias_init()
+        initialize_weights(self)
+        if verbose and RANK in {-1, 0}:
+            self.info()
+            LOGGER.info("")
+
+    # -- re-parameterization ---------------------------------------------------------------------
+    @torch.no_grad()
+    def reparameterize(self) -> "SpikeDetectionModel":
+        """Merge RepConv and SepConv tails into single 3x3 convs and fold every BN into its conv (in place).
+
+        Each spiking unit becomes ``neuron -> conv (with bias)``: the network that runs on spikes, that the
+        converter turns into bit planes and that the operation counts use. Call it on an eval-mode model.
+        """
+        for unit in self.modules():
+            if isinstance(unit, SpikingConv):
+                unit.reparameterize()
+        self.reparameterized = True
+        return self
+
+    def fuse(self, verbose: bool = True, imgsz: int = 640) -> "SpikeDetectionModel":
+        """Ultralytics' inference hook: here it re-parameterizes (the spiking equivalent of Conv+BN fusion)."""
+        if not self.is_fused():
+            self.reparameterize()
+            if verbose:
+                self.info(verbose=verbose, imgsz=imgsz)
+        return self
+
+    def is_fused(self) -> bool:
+        return all(unit.norm is None and not hasattr(unit.body, "merge") for unit in self.modules() if isinstance(unit, SpikingConv))
+
+    def neurons(self) -> list[tuple[str, SpikingNeuron]]:
+        """All spiking neurons with their module names, in forward order of definition."""
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, SpikingNeuron)]
+
+    def init_criterion(self):
+        from ultralytics.utils.loss import v8DetectionLoss
+
+        return v8DetectionLoss(self)
+
+
+class SpikeDetectionTrainer(DetectionTrainer):
+    """Ultralytics' detection trainer building :class:`SpikeDetectionModel`."""
+
+    def get_model(self, cfg=None, weights=None, verbose: bool = True) -> SpikeDetectionModel:
+        model = self.set_model_names_for_load(
+            SpikeDetectionModel(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1)
+        )
+        if weights:
+            model.load(weights)
+        return model
+
+    def get_validator(self):
+        self.loss_names = "box_loss", "cls_loss", "dfl_loss"
+        return SpikeDetectionValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
+
+    def _setup_train(self):
+        # Ultralytics' AMP self-check downloads a YOLO model on CUDA; spikedet checks AMP on its own model.
+        from spikedet import amp
+
+        with amp.spikedet_amp_check():
+            return super()._setup_train()
+
+
+class SpikeDetectionValidator(DetectionValidator):
+    """Ultralytics' detection validator (the COCO evaluation hook is added by spikedet.coco)."""
+
+
+class SpikeYOLO(Model):
+    """A spiking detector with Ultralytics' ``Model`` API.
+
+    Examples:
+        >>> model = SpikeYOLO("spikeyolo-t.yaml")
+        >>> model.train(data="coco8.yaml", epochs=1, imgsz=320)      # doctest: +SKIP
+        >>> results = model.predict("bus.jpg")                       # doctest: +SKIP
+    """
+
+    def __init__(self, model: str | Path = "spikeyolo-n.yaml", task: str | None = None, verbose: bool = False):
+        super().__init__(model=model, task=task or "detect", verbose=verbose)
+
+    @property
+    def task_map(self) -> dict:
+        return {
+            "detect": {
+                "model": SpikeDetectionModel,
+                "trainer": SpikeDetectionTrainer,
+                "validator": SpikeDetectionValidator,
+                "predictor": DetectionPredictor,
+            }
+        }
+
+    def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
+        cfg_dict = load_model_cfg(cfg)
+        self.cfg = cfg
+        self.task = task or "detect"
+        self.model = SpikeDetectionModel(cfg_dict, verbose=verbose and RANK == -1)
+        self.overrides["model"] = self.cfg
+        self.overrides["task"] = self.task
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+
+        self.model.args = {**DEFAULT_CFG_DICT, **self.overrides}
+        self.model.task = self.task
+        self.model_name = cfg
+
+
+def unwrap(model) -> nn.Module:
+    """The ``nn.Module`` inside a ``Model`` wrapper (or the module itself)."""
+    with contextlib.suppress(AttributeError):
+        return model.model if isinstance(model, Model) else model
+    return model

@@ -1,0 +1,159 @@
+"""Layers shared by spikedet's models.
+
+Tensors between blocks carry time first: ``[T, B, C, H, W]``. Convolutions fold ``T`` into the batch.
+Every conv in a spikedet model is a :class:`SpikeConv`, so that operation counts, the bit-plane converter
+and the energy estimator find all of them (and only them: Ultralytics' DFL conv is not counted).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spikedet import reparam
+from spikedet.nn.registry import register_block
+
+
+class SpikeConv(nn.Conv2d):
+    """A ``Conv2d`` that knows its operation count.
+
+    ``trained_macs_per_pixel`` is set on convs produced by merging a chain (RepConv, SepConv tail): the
+    multiply-accumulates per output pixel of the chain as it was trained, so the cheapest ANN form of the
+    network can be counted after re-parameterization.
+    """
+
+    trained_macs_per_pixel: int | None = None
+
+    def macs_per_pixel(self) -> int:
+        k = self.kernel_size[0] * self.kernel_size[1]
+        return self.in_channels * self.out_channels * k // self.groups
+
+    def macs(self, out_hw: tuple[int, int]) -> int:
+        """``C_in * C_out * k^2 * H_out * W_out / groups`` for one image."""
+        return self.macs_per_pixel() * out_hw[0] * out_hw[1]
+
+    @classmethod
+    def from_weights(
+        cls, weight: Tensor, bias: Tensor | None, stride=1, padding=0, groups: int = 1
+    ) -> "SpikeConv":
+        c_out, c_in_g, kh, kw = weight.shape
+        conv = cls(c_in_g * groups, c_out, (kh, kw), stride, padding, groups=groups, bias=bias is not None)
+        conv.to(device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(weight)
+            if bias is not None:
+                conv.bias.copy_(bias)
+        return conv
+
+
+def conv_bn_merge(conv: SpikeConv, bn: nn.BatchNorm2d | None) -> SpikeConv:
+    """A single conv equal to ``bn(conv(x))`` (eval mode)."""
+    if bn is None:
+        return conv
+    w, b = reparam.fold_bn(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(), bn)
+    merged = SpikeConv.from_weights(w, b, conv.stride, conv.padding, conv.groups)
+    merged.trained_macs_per_pixel = conv.trained_macs_per_pixel
+    return merged
+
+
+class BNPad(nn.BatchNorm2d):
+    """BatchNorm whose output is padded with the BN's response to a zero input (its effective bias).
+
+    This equals zero-padding the input before the BN, which lets the BN and the following convolutions
+    merge into one padded conv exactly. The padding value uses the running statistics (exact in eval).
+    """
+
+    def __init__(self, num_features: int, pad: int = 1):
+        super().__init__(num_features)
+        self.pad = pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = super().forward(x)
+        p = self.pad
+        if not p:
+            return y
+        _, shift = reparam.bn_affine(self)
+        v = shift.to(y.dtype).view(1, -1, 1, 1)
+        y = F.pad(y, [p, p, p, p])
+        y[..., :p, :] = v
+        y[..., -p:, :] = v
+        y[..., :, :p] = v
+        y[..., :, -p:] = v
+        return y
+
+
+class SpikingConv(nn.Module):
+    """``neuron -> conv body -> BN`` over ``[T, B, C, H, W]``: SpikeYOLO's pre-activation unit.
+
+    ``body`` is a :class:`SpikeConv` or a chain with a ``merge()`` method returning one. After
+    :meth:`reparameterize` the unit is ``neuron -> SpikeConv (with bias)``: the form that runs on spikes.
+    """
+
+    def __init__(self, neuron: nn.Module | None, body: nn.Module, norm: nn.Module | None = None):
+        super().__init__()
+        self.neuron = neuron
+        self.body = body
+        self.norm = norm
+
+    @property
+    def bias(self) -> Tensor | None:
+        """The bias of a plain conv body (Ultralytics' Detect.bias_init writes to it)."""
+        return self.body.bias if isinstance(self.body, nn.Conv2d) else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = x.shape[0]
+        if self.neuron is not None:
+            x = self.neuron(x)
+        y = self.body(x.flatten(0, 1))
+        if self.norm is not None:
+            y = self.norm(y)
+        return y.unflatten(0, (T, -1))
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        conv = self.body if isinstance(self.body, SpikeConv) else self.body.merge()
+        self.body = conv_bn_merge(conv, self.norm)
+        self.norm = None
+
+
+def fold_time(x: Tensor) -> Tensor:
+    return x.flatten(0, 1)
+
+
+@register_block(channels="input", neuron=False, repeatable=False)
+class TimeRepeat(nn.Module):
+    """Direct input encoding: the image ``[B, C, H, W]`` repeated ``T`` times -> ``[T, B, C, H, W]``."""
+
+    def __init__(self, T: int = 1):
+        super().__init__()
+        self.T = int(T)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unsqueeze(0).expand(self.T, *x.shape) if self.T > 1 else x.unsqueeze(0)
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}"
+
+
+@register_block(channels="keep", neuron=False, repeatable=False)
+class SpikeUpsample(nn.Module):
+    """Nearest-neighbour upsampling of ``[T, B, C, H, W]`` (spatial axes only)."""
+
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        self.scale = int(scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x.flatten(0, 1), scale_factor=self.scale, mode="nearest").unflatten(0, x.shape[:2])
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+@register_block(channels="concat", neuron=False, repeatable=False)
+class SpikeConcat(nn.Module):
+    """Channel concatenation of ``[T, B, C, H, W]`` tensors."""
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        return torch.cat(xs, dim=2)

@@ -1,0 +1,46 @@
+"""Shared test fixtures. Tests never touch the network and never write outside tmp dirs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Keep Ultralytics' settings, fonts and DDP files of the test run away from the user's config dir.
+os.environ.setdefault("SPIKEDET_CONFIG_DIR", str(Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / "spikedet-test-config"))
+os.environ.pop("SPIKEDET_WEIGHTS", None)
+
+import spikedet  # noqa: E402,F401  (offline switches before anything imports Ultralytics)
+
+
+@pytest.fixture(scope="session")
+def coco8_yaml() -> str:
+    return str(ROOT / "data" / "coco8.yaml")
+
+
+@pytest.fixture(scope="session")
+def coco8_val_images() -> Path:
+    return ROOT / "data" / "coco8" / "images" / "val"
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, coco8_yaml) -> Path:
+    """A small SpikeYOLO trained for two epochs on coco8 (shared by the tests that need weights)."""
+    from spikedet.model import SpikeYOLO
+
+    project = tmp_path_factory.mktemp("runs")
+    model = SpikeYOLO("spikeyolo-t.yaml")
+    model.train(
+        data=coco8_yaml, epochs=2, imgsz=160, batch=4, workers=0, project=str(project), name="t",
+        plots=False, seed=0, deterministic=True, verbose=False, exist_ok=True,
+    )
+    return Path(model.trainer.last)

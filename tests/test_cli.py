@@ -1,0 +1,104 @@
+"""The command line: conventions (key=value, --key value, --flag, -o, --json), errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from spikedet.cli import COMMANDS, UsageError, main, parse_args, parse_value
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "spikedet", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_parse_value_is_ultralytics_style():
+    assert parse_value("true") is True and parse_value("False") is False and parse_value("none") is None
+    assert parse_value("3") == 3 and parse_value("0.5") == 0.5 and parse_value("[320, 640]") == [320, 640]
+    assert parse_value("coco8.yaml") == "coco8.yaml" and parse_value("0,1") == "0,1"
+
+
+def test_all_spellings_set_the_same_setting():
+    from spikedet import commands  # noqa: F401
+
+    forms = [
+        ["info", "spikeyolo-s.yaml", "imgsz=320"],
+        ["info", "spikeyolo-s.yaml", "--imgsz", "320"],
+        ["info", "spikeyolo-s.yaml", "--imgsz=320"],
+        ["info", "model=spikeyolo-s.yaml", "imgsz=320"],
+        ["info", "--model", "spikeyolo-s.yaml", "--imgsz", "320"],
+    ]
+    parsed = [parse_args(f).settings for f in forms]
+    assert all(p == parsed[0] for p in parsed)
+    assert parsed[0]["imgsz"] == 320 and parsed[0]["model"] == "spikeyolo-s.yaml"
+    assert parse_args(["info", "--json"]).json is True
+
+
+def test_flags_and_ultralytics_settings_are_validated():
+    from spikedet import commands  # noqa: F401
+
+    inv = parse_args(["train", "coco8.yaml", "--rect", "epochs=3", "--lr0", "0.02"])
+    assert inv.settings["rect"] is True and inv.settings["epochs"] == 3 and inv.settings["lr0"] == 0.02
+    assert inv.settings["data"] == "coco8.yaml"
+    with pytest.raises(UsageError, match=r"unknown setting 'epoch' \(did you mean 'epochs'\?\)"):
+        parse_args(["train", "coco8.yaml", "epoch=3"])
+    with pytest.raises(UsageError, match="epochs"):
+        parse_args(["train", "coco8.yaml", "epochs=abc"])
+    with pytest.raises(UsageError, match="given twice"):
+        parse_args(["info", "imgsz=320", "--imgsz", "640"])
+    with pytest.raises(UsageError, match="unexpected argument"):
+        parse_args(["info", "a.yaml", "b.yaml"])
+    with pytest.raises(UsageError, match="unknown command"):
+        parse_args(["detect"])
+    with pytest.raises(UsageError, match="needs a value"):
+        parse_args(["info", "--imgsz"])
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["info", "nothere.yaml"], "model config 'nothere.yaml' not found"),
+        (["info", "spikeyolo-q.yaml"], "unknown scale 'q'"),
+        (["info", "spikeyolo-n.yaml", "imgsz=abc"], "imgsz must be an integer"),
+        (["info", "spikeyolo-n.yaml", "imgsz=100"], "multiple of the model stride"),
+        (["info", "spikeyolo-n.yaml", "colour=red"], "unknown setting 'colour'"),
+        (["val", "coco8.yaml", "model=missing.pt"], "weights file 'missing.pt' not found"),
+        (["predict", "model=missing.pt", "source=nope.jpg"], "source 'nope.jpg' not found"),
+        (["train"], "give the data YAML"),
+        (["frobnicate"], "unknown command 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys):
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_help_lists_only_registered_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = [line.split()[0] for line in out.split("commands:")[1].split("\n\n")[0].strip().splitlines()]
+    assert listed == list(COMMANDS)
+    for name in listed:
+        assert main([name, "--help"]) == 0
+        assert f"usage: spikedet {name}" in capsys.readouterr().out
+
+
+def test_info_json_on_stdout_only():
+    proc = run_cli("info", "spikeyolo-t.yaml", "imgsz=64", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["params"] == sum(layer["params"] for layer in report["layers"])
+    assert report["macs"] >= report["macs_unmerged"] > 0
+    assert report["scale"] == "t" and report["neuron"]["type"] == "IBRALIF"
+
+
+def test_info_paper_parameter_counts():
+    """Parameter counts at nc=80 within 1% of the papers (13.2M / 23.1M / 48.1M / 68.8M)."""
+    from spikedet.model import SpikeDetectionModel
+
+    for scale, paper in [("n", 13.2e6), ("s", 23.1e6), ("m", 48.1e6), ("l", 68.8e6)]:
+        params = sum(p.numel() for p in SpikeDetectionModel(f"spikeyolo-{scale}.yaml", verbose=False).parameters())
+        assert abs(params - paper) / paper < 0.01, (scale, params)
