@@ -136,11 +136,16 @@ def cmd_val(inv: Invocation) -> int:
     args["data"] = resolve_data(s["data"])
     metrics = model.val(**args)
     result = {"metrics": _metrics_dict(metrics), "save_dir": str(getattr(metrics, "save_dir", ""))}
-    coco = getattr(model, "coco_eval", None)
-    if coco is not None:
-        result["coco"] = coco
+    coco_stats = getattr(metrics, "coco", None)
+    if coco_stats is not None:
+        result["coco"] = coco_stats
     if inv.json:
         emit_json(result)
+    else:
+        m = result["metrics"]
+        _out(f"Ultralytics: mAP50 {m.get('metrics/mAP50(B)', 0):.4f}  mAP50-95 {m.get('metrics/mAP50-95(B)', 0):.4f}")
+        if coco_stats is not None:
+            _out("pycocotools: " + "  ".join(f"{k} {v:.4f}" for k, v in coco_stats.items()))
     return 0
 
 

@@ -1,0 +1,1 @@
+"""spikedet's HTTP detection service (installed as ``spikedet.service``)."""
