@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from spikedet.assets import resolve_data, resolve_weights
@@ -235,4 +236,144 @@ def cmd_demo(inv: Invocation) -> int:
     _out(f"{source}: {len(result.boxes)} detections ({weights})")
     for xyxy, p, c in zip(result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist()):
         _out(f"  {names[int(c)]:<16} {p:.2f}  [{xyxy[0]:.0f}, {xyxy[1]:.0f}, {xyxy[2]:.0f}, {xyxy[3]:.0f}]")
+    return 0
+
+
+# -- convert / energy / analyze / export ----------------------------------------------------------
+
+@command(
+    "convert",
+    "convert trained weights into the bit-plane inference model and check it is equivalent",
+    main="WEIGHTS",
+    main_setting="model",
+    settings={
+        "model": Setting("str", None, "trained weights (.pt or .safetensors)"),
+        "output": Setting("str", None, "output .safetensors (default: <weights>-bitplane.safetensors)"),
+        "source": Setting("str", None, "images checked for equivalence (default: the shipped coco8 val images)"),
+        "imgsz": Setting("int", 320, "image size of the check (float64 is slow at 640)", minimum=32, maximum=4096),
+        "images": Setting("int", 2, "how many images the check uses", minimum=1, maximum=1000),
+    },
+    examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",),
+)
+def cmd_convert(inv: Invocation) -> int:
+    from spikedet.weights import load_module, save_safetensors
+    from spikedet.workflow import convert_and_verify, default_sample_dir, load_batch
+
+    s = inv.settings
+    if not s["model"]:
+        raise UsageError("give the trained weights: spikedet convert WEIGHTS [-o OUT]")
+    weights = resolve_weights(s["model"])
+    if s["imgsz"] % 32:
+        raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
+    output = Path(s["output"] or weights.with_name(weights.stem + "-bitplane.safetensors"))
+    if output.suffix.lower() != ".safetensors":
+        raise UsageError(f"output must end in .safetensors, got {str(output)!r}")
+    model = load_module(weights)
+    if getattr(model, "converted", False):
+        raise UsageError(f"{str(weights)!r} is already a converted bit-plane model")
+    images, files = load_batch(s["source"] or default_sample_dir(), s["imgsz"], s["images"])
+    converted, report = convert_and_verify(model, images, files, s["imgsz"])
+    result = {"weights": str(weights), **report.as_dict()}
+    if report.passed:
+        save_safetensors(converted, output, extra={"converted_from": weights.name})
+        result["output"] = str(output)
+    if inv.json:
+        emit_json(result)
+    else:
+        for precision, paths in (("float64", report.float64), ("float32", report.float32)):
+            for path, v in paths.items():
+                agree = f", detections agreeing {v['boxes_agreeing']}/{v['boxes_compared']}" if precision == "float32" else ""
+                _out(f"{precision} {path:<8}: {v['code_mismatches']} code mismatches in {v['codes_total']:,} codes "
+                     f"(rate {v['mismatch_rate']:.2e}), head outputs max relative error {v['max_relative_error']:.1e}{agree}")
+        _out(f"equivalence check {'passed' if report.passed else 'FAILED'} on {len(files)} images at {s['imgsz']}")
+        if report.passed:
+            _out(f"saved {output}")
+    if not report.passed:
+        print("spikedet convert: error: float64 equivalence check failed; nothing was written", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _energy_settings() -> dict:
+    return {
+        "model": Setting("str", None, "weights (default: the shipped weights or $SPIKEDET_WEIGHTS)"),
+        "source": Setting("str", None, "image, folder or glob (default: Ultralytics' bus.jpg)"),
+        "imgsz": Setting("int", 640, "inference size", minimum=32, maximum=4096),
+        "device": Setting("str", "cpu", DEVICE_HELP),
+        "conf": Setting("float", 0.25, "detection confidence threshold", minimum=0, maximum=1),
+        "counting": Setting("choice", "auto", "spike counting: neuron's own, bit planes, or unary", choices=("auto", "binary", "unary")),
+        "path": Setting("choice", "integer", "execution path (same spikes either way)", choices=("integer", "bitplane")),
+        "e_mac": Setting("float", 4.6, "energy of a MAC in pJ", minimum=0),
+        "e_ac": Setting("float", 0.9, "energy of an AC in pJ", minimum=0),
+    }
+
+
+def _spiking_detector(s: dict):
+    from spikedet.model import SpikeYOLO
+    from spikedet.weights import load_module
+    from spikedet.workflow import ensure_spiking
+
+    module = ensure_spiking(load_module(resolve_weights(s["model"])), s["path"])
+    return module, SpikeYOLO(module)
+
+
+def _sources(s: dict) -> list[str]:
+    from spikedet.workflow import image_files
+
+    return [str(p) for p in image_files(s["source"] or default_image())]
+
+
+@command(
+    "energy",
+    "per-image, per-layer energy estimate (ACs/MACs from the actual spikes) with detections",
+    main="WEIGHTS",
+    main_setting="model",
+    settings={**_energy_settings(), "layers": Setting("bool", False, "print the per-layer table")},
+    examples=("spikedet energy best-bitplane.safetensors source=data/coco8/images/val --json",),
+)
+def cmd_energy(inv: Invocation) -> int:
+    from spikedet import energy
+
+    s = inv.settings
+    files = _sources(s)
+    constants = energy.EnergyConstants(e_mac_pj=s["e_mac"], e_ac_pj=s["e_ac"])
+    module, detector = _spiking_detector(s)
+    reports = []
+    with energy.measure(module, s["counting"]) as recorder:
+        for r in detector.predict(files, stream=True, imgsz=s["imgsz"], conf=s["conf"], device=s["device"], verbose=False):
+            report = recorder.next_report(constants, r.path)
+            entry = report.to_dict(layers=True)
+            entry["detections"] = len(r.boxes)
+            reports.append(entry)
+            if not inv.json:
+                _out(f"{r.path}: {len(r.boxes)} detections; {report.summary()}")
+                if s["layers"]:
+                    _out(report.table())
+    if inv.json:
+        emit_json(reports)
+    else:
+        _out(energy.CAVEAT)
+    return 0
+
+
+@command(
+    "analyze",
+    "activation analysis: per-layer code histograms, energy per layer (PNG) and firing rates (CSV, JSON)",
+    main="WEIGHTS",
+    main_setting="model",
+    settings={**_energy_settings(), "output": Setting("str", "analysis", "output folder")},
+    examples=("spikedet analyze best.pt source=data/coco8/images/val -o analysis",),
+)
+def cmd_analyze(inv: Invocation) -> int:
+    from spikedet.analysis import analyze
+
+    s = inv.settings
+    files = _sources(s)
+    module, detector = _spiking_detector(s)
+    written = analyze(module, detector, files, Path(s["output"]), s)
+    if inv.json:
+        emit_json({k: str(v) for k, v in written.items()})
+    else:
+        for kind, path in written.items():
+            _out(f"{kind:<18} {path}")
     return 0

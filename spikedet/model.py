@@ -25,6 +25,7 @@ import_ultralytics()
 
 from ultralytics.engine.model import Model  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer, DetectionValidator  # noqa: E402
+from ultralytics.nn.modules.head import Detect  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 from ultralytics.utils import LOGGER, RANK  # noqa: E402
 from ultralytics.utils.torch_utils import initialize_weights  # noqa: E402
@@ -32,7 +33,6 @@ from ultralytics.utils.torch_utils import initialize_weights  # noqa: E402
 from spikedet.builder import build_layers, load_model_cfg  # noqa: E402
 from spikedet.neurons import SpikingNeuron  # noqa: E402
 from spikedet.nn.layers import SpikingConv  # noqa: E402
-from spikedet.nn.spikeyolo import SpikeDetect  # noqa: E402
 
 
 class SpikeDetectionModel(DetectionModel):
@@ -57,8 +57,8 @@ class SpikeDetectionModel(DetectionModel):
         self.reparameterized = False
 
         head = self.model[-1]
-        if not isinstance(head, SpikeDetect):
-            raise ValueError(f"the last layer of a detection model must be SpikeDetect, got {type(head).__name__}")
+        if not isinstance(head, Detect):
+            raise ValueError(f"the last layer of a detection model must be a Detect head, got {type(head).__name__}")
         s = 256  # twice the largest stride
         head.inplace = self.inplace
         self.model.eval()
@@ -106,6 +106,11 @@ class SpikeDetectionModel(DetectionModel):
     def init_criterion(self):
         from ultralytics.utils.loss import v8DetectionLoss
 
+        head = self.model[-1]
+        if not getattr(head, "trainable", True):
+            from spikedet.errors import SpikedetError
+
+            raise SpikedetError(f"{type(head).__name__} heads have no training loss in spikedet (inference only)")
         return v8DetectionLoss(self)
 
 
@@ -203,7 +208,10 @@ class SpikeYOLO(Model):
         >>> results = model.predict("bus.jpg")                       # doctest: +SKIP
     """
 
-    def __init__(self, model: str | Path = "spikeyolo-n.yaml", task: str | None = None, verbose: bool = False):
+    def __init__(self, model: str | Path | nn.Module = "spikeyolo-n.yaml", task: str | None = None, verbose: bool = False):
+        if isinstance(model, nn.Module):  # adopt an in-memory model (e.g. a freshly converted one)
+            object.__setattr__(self, "_adopt", model)
+            model = "in-memory.safetensors"
         super().__init__(model=model, task=task or "detect", verbose=verbose)
 
     @property
@@ -216,6 +224,25 @@ class SpikeYOLO(Model):
                 "predictor": DetectionPredictor,
             }
         }
+
+    def _load(self, weights: str, task: str | None = None) -> None:
+        """``.safetensors`` files are spikedet's own (no pickle); anything else goes to Ultralytics."""
+        if str(weights).lower().endswith(".safetensors"):
+            from ultralytics.cfg import DEFAULT_CFG_DICT
+
+            from spikedet.weights import load_safetensors
+
+            adopted = self.__dict__.pop("_adopt", None)
+            self.model = adopted if adopted is not None else load_safetensors(weights)
+            self.ckpt = {}
+            self.task = "detect"
+            self.ckpt_path = str(weights)
+            self.overrides = {"model": str(weights), "task": "detect", "imgsz": 640}
+            self.model.args = {**DEFAULT_CFG_DICT, **self.overrides}
+            self.model.task = "detect"
+            self.model_name = str(weights)
+            return
+        super()._load(weights, task)
 
     def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
         cfg_dict = load_model_cfg(cfg)

@@ -254,6 +254,31 @@ class SpikingNeuron(nn.Module):
         self.code = code
         self.scale = None if scale is None else torch.as_tensor(scale, dtype=torch.float32, device=self._device())
 
+    def spec(self) -> dict:
+        """Everything needed to rebuild this neuron (see :func:`neuron_from_spec`), JSON-serializable."""
+        return {
+            "type": type(self).__name__,
+            "code": self.code.as_dict(),
+            "T": self.T,
+            "alpha": self.alpha,
+            "rounding": self.rounding,
+            "scale_channels": None if self.scale is None else int(self.scale.numel()),
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "SpikingNeuron":
+        neuron = cls.__new__(cls)
+        channels = spec.get("scale_channels")
+        SpikingNeuron.__init__(
+            neuron,
+            SpikeCode(**spec["code"]),
+            T=spec.get("T", 1),
+            alpha=spec.get("alpha", 0.25),
+            rounding=spec.get("rounding", "nearest"),
+            scale=None if channels is None else torch.ones(channels),
+        )
+        return neuron
+
     def _device(self) -> torch.device:
         return self.scale.device if self.scale is not None else torch.device("cpu")
 
@@ -337,9 +362,19 @@ class SpikingNeuron(nn.Module):
                 f"got shape {tuple(x.shape)}"
             )
 
+    #: In spike mode the neuron hands on its integer codes as a :class:`spikedet.spikes.SpikeTrain`
+    #: instead of the values ``O`` (set by :func:`spikedet.bitplane.set_spike_mode`).
+    spike_mode: bool = False
+    #: The neuron's name in its model, for reports (set with the spike mode).
+    report_name: str = ""
+
     def forward(self, x: Tensor) -> Tensor:
         """Emit ``O[t]`` for input currents ``x = I[0..T-1]`` (shape ``[T, ...]``)."""
         self._check_time(x)
+        if self.spike_mode:
+            from spikedet.spikes import SpikeTrain
+
+            return SpikeTrain(self.codes_of(x), self.code, self.scale, T=self.T, source=self.report_name)
         if self.T == 1:
             return self._fire(x)
         outputs = []
@@ -367,7 +402,15 @@ class SpikingNeuron(nn.Module):
     @torch.no_grad()
     def codes(self, x: Tensor) -> Tensor:
         """Integer codes ``q[t]`` (int32) the neuron fires for input ``x`` (shape ``[T, ...]``)."""
-        return self._codes_float(self.membrane(x)).to(torch.int32)
+        return self.codes_of(x).to(torch.int32)
+
+    @torch.no_grad()
+    def codes_of(self, x: Tensor) -> Tensor:
+        """Integer codes ``q[t]`` as a float tensor of ``x``'s dtype (what spike mode passes on)."""
+        self._check_time(x)
+        if self.T == 1:
+            return self._codes_float(x)
+        return self._codes_float(self.membrane(x))
 
     @torch.no_grad()
     def spike_planes(self, x: Tensor) -> Tensor:
@@ -437,6 +480,24 @@ def _levels(D: float | None, N: float, L: int | None) -> int:
 
 #: Neuron types a model YAML may name.
 NEURONS: dict[str, type[SpikingNeuron]] = {"IBRALIF": IBRALIF, "ILIF": ILIF, "LIF": LIF}
+
+
+def register_neuron(cls: type[SpikingNeuron]) -> type[SpikingNeuron]:
+    """Make a neuron class known to :func:`neuron_from_spec` (and so to saved weights)."""
+    NEURON_TYPES[cls.__name__] = cls
+    return cls
+
+
+#: Every neuron class saved weights may name (IBRA-LIF, I-LIF, LIF, and any registered extension).
+NEURON_TYPES: dict[str, type[SpikingNeuron]] = {"SpikingNeuron": SpikingNeuron, **NEURONS}
+
+
+def neuron_from_spec(spec: dict) -> SpikingNeuron:
+    """Rebuild a neuron from :meth:`SpikingNeuron.spec` output."""
+    kind = spec.get("type")
+    if kind not in NEURON_TYPES:
+        raise ValueError(f"unknown neuron type {kind!r} in saved weights; known: {', '.join(NEURON_TYPES)}")
+    return NEURON_TYPES[kind].from_spec(spec)
 
 
 def make_neuron(spec: dict) -> SpikingNeuron:

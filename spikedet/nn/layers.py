@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spikedet import reparam
+from spikedet import energy, reparam
+from spikedet.nn import ops
 from spikedet.nn.registry import register_block
 
 
@@ -24,6 +25,23 @@ class SpikeConv(nn.Conv2d):
     """
 
     trained_macs_per_pixel: int | None = None
+    # Set by the bit-plane converter (spikedet.bitplane): the spike trains this conv was converted for
+    # (weights then hold W * scale / N per input channel), the summed zero-code offsets per input channel,
+    # and the execution path in spike mode.
+    input_terms: list | None = None
+    zero_codes: Tensor | None = None
+    spike_path: str = "integer"
+    report_name: str = ""
+
+    def forward(self, x):
+        if isinstance(x, Tensor):
+            y = super().forward(x)
+            if energy.RECORDER.get() is not None:
+                energy.record_real_conv(self, x, y)
+            return y
+        from spikedet.bitplane import spike_conv_forward
+
+        return spike_conv_forward(self, x)
 
     def macs_per_pixel(self) -> int:
         k = self.kernel_size[0] * self.kernel_size[1]
@@ -145,7 +163,7 @@ class SpikeUpsample(nn.Module):
         self.scale = int(scale)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x.flatten(0, 1), scale_factor=self.scale, mode="nearest").unflatten(0, x.shape[:2])
+        return ops.upsample(x, self.scale)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"
@@ -156,4 +174,4 @@ class SpikeConcat(nn.Module):
     """Channel concatenation of ``[T, B, C, H, W]`` tensors."""
 
     def forward(self, xs: list[Tensor]) -> Tensor:
-        return torch.cat(xs, dim=2)
+        return ops.cat(xs, dim=2)

@@ -12,6 +12,7 @@ from ultralytics.nn.modules.block import DFL
 from ultralytics.nn.modules.head import Detect
 
 from spikedet import reparam
+from spikedet.nn import ops
 from spikedet.nn.layers import BNPad, SpikeConv, SpikingConv
 from spikedet.nn.registry import NeuronFactory, register_block
 
@@ -110,8 +111,8 @@ class AllConvBlock(nn.Module):
         self.conv2 = StandardConv(r * dim, dim, 3, neuron=neuron)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.sep(x) + x
-        return self.conv2(self.conv1(x)) + x
+        x = ops.add(self.sep(x), x)
+        return ops.add(self.conv2(self.conv1(x)), x)
 
 
 @register_block(channels="same")
@@ -125,8 +126,8 @@ class ConvBlock(nn.Module):
         self.conv2 = SpikingConv(neuron(), RepConvBody(r * dim, dim), nn.BatchNorm2d(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.sep(x) + x
-        return self.conv2(self.conv1(x)) + x
+        x = ops.add(self.sep(x), x)
+        return ops.add(self.conv2(self.conv1(x)), x)
 
 
 @register_block(channels="out")
@@ -136,17 +137,15 @@ class SpikeSPPF(nn.Module):
     def __init__(self, c1: int, c2: int, k: int = 5, *, neuron: NeuronFactory):
         super().__init__()
         hidden = c1 // 2
+        self.k = k
         self.cv1 = StandardConv(c1, hidden, 1, neuron=neuron)
-        self.pool = nn.MaxPool2d(k, 1, k // 2)
         self.cv2 = StandardConv(4 * hidden, c2, 1, neuron=neuron)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.cv1(x)
-        T = y.shape[0]
-        ys = [y.flatten(0, 1)]
+        ys = [self.cv1(x)]
         for _ in range(3):
-            ys.append(self.pool(ys[-1]))
-        return self.cv2(torch.cat(ys, 1).unflatten(0, (T, -1)))
+            ys.append(ops.maxpool(ys[-1], self.k))
+        return self.cv2(ops.cat(ys, 2))
 
 
 class _HeadBranch(nn.Sequential):

@@ -1,0 +1,201 @@
+"""Activation analysis: which codes each spiking layer actually emits, and what each layer costs.
+
+The IBRA-LIF paper's Fig. 3 ("spike activation limitation") shows that integer neurons with a large range
+use only its low end. :func:`analyze` measures the same thing on real images: per neuron layer, the
+histogram of emitted codes (how much of ``0..L`` is used), plus per conv layer the firing rate, ACs and
+energy. Outputs: ``code_histograms.png``, ``code_usage.png``, ``energy_per_layer.png``, ``firing_rates.csv``
+and ``analysis.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikedet import energy
+from spikedet.neurons import SpikingNeuron
+from spikedet.spikes import SpikeTrain
+
+
+class CodeHistograms:
+    """Accumulates, per neuron layer, the histogram of codes it fires (spike mode)."""
+
+    def __init__(self, model: nn.Module):
+        self.hist: dict[str, np.ndarray] = {}
+        self.levels: dict[str, int] = {}
+        self.encoding: dict[str, str] = {}
+        self._handles = []
+        for name, m in model.named_modules():
+            if isinstance(m, SpikingNeuron):
+                self._handles.append(m.register_forward_hook(self._hook(name)))
+
+    def _hook(self, name: str):
+        def hook(module, args, out):
+            if not isinstance(out, SpikeTrain):
+                return
+            levels = out.code.levels
+            counts = torch.bincount(out.codes.reshape(-1).long(), minlength=levels + 1)[: levels + 1].cpu().numpy()
+            self.hist[name] = self.hist.get(name, 0) + counts
+            self.levels[name] = levels
+            self.encoding[name] = out.code.encoding
+
+        return hook
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+    def stats(self) -> list[dict]:
+        rows = []
+        for name, counts in self.hist.items():
+            total = counts.sum()
+            codes = np.arange(len(counts))
+            cdf = np.cumsum(counts) / max(total, 1)
+            popcounts = np.array([bin(int(c)).count("1") for c in codes])
+            spikes = popcounts if self.encoding[name] == "binary" else codes
+            rows.append({
+                "neuron": name,
+                "levels": int(self.levels[name]),
+                "mean_code": float((codes * counts).sum() / max(total, 1)),
+                "p99_code": int(np.searchsorted(cdf, 0.99)),
+                "max_code": int(codes[counts > 0].max()) if total else 0,
+                "zero_fraction": float(counts[0] / max(total, 1)),
+                "saturated_fraction": float(counts[-1] / max(total, 1)),
+                "spikes_per_element": float((spikes * counts).sum() / max(total, 1)),
+                "range_used": float((int(np.searchsorted(cdf, 0.99)) + 1) / (self.levels[name] + 1)),
+            })
+        return rows
+
+
+def analyze(model: nn.Module, detector, files: list[str], output: Path, settings: dict) -> dict[str, Path]:
+    """Run ``files`` through the spiking ``model`` (wrapped by ``detector``) and write the analysis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    output.mkdir(parents=True, exist_ok=True)
+    constants = energy.EnergyConstants(e_mac_pj=settings["e_mac"], e_ac_pj=settings["e_ac"])
+    histograms = CodeHistograms(model)
+    layer_totals: dict[str, dict] = {}
+    try:
+        with energy.measure(model, settings["counting"]) as recorder:
+            for r in detector.predict(files, stream=True, imgsz=settings["imgsz"], conf=settings["conf"],
+                                      device=settings["device"], verbose=False):
+                for layer in recorder.next_report(constants, r.path).layers:
+                    t = layer_totals.setdefault(layer.name, {"name": layer.name, "input": layer.input, "macs": 0.0,
+                                                             "spikes": 0.0, "input_elements": 0.0, "acs": 0.0,
+                                                             "energy_mJ": 0.0, "ann_mJ": 0.0})
+                    t["macs"] += layer.macs
+                    t["spikes"] += layer.spikes
+                    t["input_elements"] += layer.input_elements
+                    t["acs"] += layer.acs
+                    t["energy_mJ"] += layer.energy_mJ
+                    t["ann_mJ"] += constants.e_mac_pj * 1e-9 * layer.ann_macs
+    finally:
+        histograms.close()
+    n = max(len(files), 1)
+    conv_rows = []
+    for t in layer_totals.values():
+        conv_rows.append({**{k: (v / n if isinstance(v, float) else v) for k, v in t.items()},
+                          "firing_rate": t["spikes"] / t["input_elements"] if t["input"] != "real" and t["input_elements"] else 0.0})
+    neuron_rows = histograms.stats()
+
+    written = {
+        "code_histograms": _plot_histograms(histograms, output / "code_histograms.png"),
+        "code_usage": _plot_usage(neuron_rows, output / "code_usage.png"),
+        "energy_per_layer": _plot_energy(conv_rows, output / "energy_per_layer.png"),
+        "firing_rates_csv": _write_csv(conv_rows, neuron_rows, output / "firing_rates.csv"),
+    }
+    summary = {"images": files, "per_image_averages": conv_rows, "neurons": neuron_rows,
+               "constants": constants.as_dict(), "caveat": energy.CAVEAT}
+    (output / "analysis.json").write_text(json.dumps(summary, indent=2))
+    written["analysis_json"] = output / "analysis.json"
+    return written
+
+
+def _short(name: str) -> str:
+    return name.replace("model.", "").replace(".neuron", "").replace("unit.", "")
+
+
+def _plot_histograms(h: CodeHistograms, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    names = list(h.hist)
+    pick = names if len(names) <= 16 else [names[round(i * (len(names) - 1) / 15)] for i in range(16)]
+    cols = 4
+    rows = max(math.ceil(len(pick) / cols), 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, pick):
+        counts = h.hist[name]
+        total = counts.sum()
+        ax.bar(np.arange(len(counts)), counts / max(total, 1), width=1.0, color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_xlim(-0.5, len(counts) - 0.5)
+        p99 = int(np.searchsorted(np.cumsum(counts) / max(total, 1), 0.99))
+        ax.set_title(f"{_short(name)}: 99% of codes <= {p99} of L={h.levels[name]}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(pick):]:
+        ax.axis("off")
+    fig.suptitle("Emitted integer codes per neuron layer (fraction, log scale)", fontsize=11)
+    fig.supxlabel("code q", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_usage(rows: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.12), 4))
+    x = np.arange(len(rows))
+    ax.plot(x, [r["range_used"] for r in rows], label="99th-percentile code / L", color="tab:blue")
+    ax.plot(x, [r["zero_fraction"] for r in rows], label="fraction of zero codes", color="tab:gray")
+    ax.plot(x, [r["saturated_fraction"] for r in rows], label="fraction at L (saturated)", color="tab:red")
+    ax.set_xlabel("neuron layer (forward order)")
+    ax.set_ylim(0, 1)
+    ax.set_title("How much of each neuron's code range is used")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_energy(rows: list[dict], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.12), 4))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["ann_mJ"] for r in rows], width=0.4, label="ANN (cheapest form, MACs)", color="tab:gray")
+    ax.bar(x + 0.2, [r["energy_mJ"] for r in rows], width=0.4, label="SNN (ACs from spikes)", color="tab:green")
+    ax.set_yscale("log")
+    ax.set_xlabel("conv layer (forward order)")
+    ax.set_ylabel("mJ per image")
+    ax.set_title("Energy per layer (compute only, 45 nm)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write_csv(conv_rows: list[dict], neuron_rows: list[dict], path: Path) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["kind", "name", "input", "firing_rate", "spikes", "input_elements", "macs", "acs", "energy_mJ",
+                         "mean_code", "p99_code", "zero_fraction", "saturated_fraction", "levels"])
+        for r in conv_rows:
+            writer.writerow(["conv", r["name"], r["input"], f"{r['firing_rate']:.5f}", f"{r['spikes']:.0f}",
+                             f"{r['input_elements']:.0f}", f"{r['macs']:.0f}", f"{r['acs']:.0f}", f"{r['energy_mJ']:.6f}",
+                             "", "", "", "", ""])
+        for r in neuron_rows:
+            writer.writerow(["neuron", r["neuron"], "", f"{r['spikes_per_element']:.5f}", "", "", "", "", "",
+                             f"{r['mean_code']:.3f}", r["p99_code"], f"{r['zero_fraction']:.4f}",
+                             f"{r['saturated_fraction']:.4f}", r["levels"]])
+    return path

@@ -1,0 +1,136 @@
+"""User-level workflows shared by the CLI and the service: images in, converted models, checked results."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from spikedet import bitplane
+from spikedet.errors import SpikedetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def image_files(source: str | Path) -> list[Path]:
+    """Image files of a file, a folder or a glob pattern (sorted)."""
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        files = sorted(p for p in Path().glob(text) if p.suffix.lower() in IMAGE_SUFFIXES) if any(c in text for c in "*?[") else []
+    if not files:
+        raise SpikedetError(f"no images found at {text!r}")
+    return files
+
+
+def letterbox_tensor(image_bgr: np.ndarray, imgsz: int) -> Tensor:
+    """An image as the network sees it: letterboxed to ``imgsz x imgsz``, RGB, ``[3, H, W]`` in [0, 1]."""
+    from ultralytics.data.augment import LetterBox
+
+    boxed = LetterBox(new_shape=(imgsz, imgsz), auto=False)(image=image_bgr)
+    return torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1))).float() / 255
+
+
+def load_batch(source: str | Path, imgsz: int, limit: int | None = None) -> tuple[Tensor, list[Path]]:
+    import cv2
+
+    files = image_files(source)[:limit]
+    tensors = []
+    for f in files:
+        image = cv2.imread(str(f))
+        if image is None:
+            raise SpikedetError(f"cannot read image {str(f)!r}")
+        tensors.append(letterbox_tensor(image, imgsz))
+    return torch.stack(tensors), files
+
+
+def default_sample_dir() -> Path:
+    from spikedet.assets import asset_dir
+
+    return asset_dir("data") / "coco8" / "images" / "val"
+
+
+def ensure_spiking(model: nn.Module, path: str = "integer") -> nn.Module:
+    """A spike-mode model ready for energy accounting: converted (on a copy) unless it already is."""
+    if not getattr(model, "converted", False):
+        model = bitplane.convert(copy.deepcopy(model).float().eval(), torch.zeros(1, 3, 64, 64))
+    bitplane.set_spike_mode(model, path)
+    return model
+
+
+# -- conversion with its equivalence check --------------------------------------------------------
+
+@dataclass
+class ConversionReport:
+    float64: dict = field(default_factory=dict)
+    float32: dict = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    imgsz: int = 0
+    passed: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def detection_agreement(out_a, out_b, conf: float = 0.25, iou: float = 0.5) -> tuple[int, int]:
+    """``(matched, compared)``: detections after NMS that match (same class, IoU >= iou) between two outputs."""
+    from ultralytics.utils.metrics import box_iou
+    from ultralytics.utils.nms import non_max_suppression
+
+    a = non_max_suppression(out_a[0] if isinstance(out_a, (tuple, list)) else out_a, conf, 0.7)
+    b = non_max_suppression(out_b[0] if isinstance(out_b, (tuple, list)) else out_b, conf, 0.7)
+    matched = compared = 0
+    for da, db in zip(a, b):
+        compared += max(len(da), len(db))
+        if len(da) and len(db):
+            ious = box_iou(da[:, :4].float(), db[:, :4].float())
+            same = da[:, 5:6] == db[:, 5].view(1, -1)
+            ious = ious * same
+            used = set()
+            for i in range(len(da)):
+                j = int(ious[i].argmax())
+                if ious[i, j] >= iou and j not in used:
+                    used.add(j)
+                    matched += 1
+    return matched, compared
+
+
+@torch.no_grad()
+def convert_and_verify(model: nn.Module, images: Tensor, names: list[str] | None = None, imgsz: int = 0) -> tuple[nn.Module, ConversionReport]:
+    """Convert ``model`` and check the conversion.
+
+    float64: zero code mismatches and head outputs equal to 1e-9 relative on both paths, else the check
+    fails. float32 (the shipped precision): mismatch rate and detection agreement are reported.
+    Returns the float32 converted model and the report.
+    """
+    trained = copy.deepcopy(model).float().eval()
+    reference = copy.deepcopy(trained).reparameterize() if hasattr(trained, "reparameterize") else trained
+    report = ConversionReport(images=[str(n) for n in (names or [])], imgsz=imgsz)
+
+    ref64 = copy.deepcopy(reference).double()
+    conv64 = bitplane.convert(ref64, images[:1].double())
+    ok = True
+    for path in ("integer", "bitplane"):
+        v = bitplane.verify(ref64, conv64, images.double(), path)
+        report.float64[path] = v.as_dict()
+        ok &= v.code_mismatches == 0 and v.max_relative_error <= 1e-9
+    del ref64, conv64
+
+    conv32 = bitplane.convert(reference, images[:1])
+    for path in ("integer", "bitplane"):
+        v = bitplane.verify(reference, conv32, images, path)
+        bitplane.set_spike_mode(conv32, path)
+        matched, compared = detection_agreement(reference(images), conv32(images))
+        v.boxes_agreeing, v.boxes_compared = matched, compared
+        report.float32[path] = v.as_dict()
+    bitplane.set_spike_mode(conv32, "integer")
+    report.passed = bool(ok)
+    return conv32, report
