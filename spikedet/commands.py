@@ -124,18 +124,26 @@ def cmd_train(inv: Invocation) -> int:
     main_setting="data",
     settings={"data": Setting("str", None, "data YAML"), "model": Setting("str", None, "weights (.pt or .safetensors)")},
     ultralytics_mode="val",
-    examples=("spikedet val coco8.yaml model=runs/detect/train/weights/best.pt",),
+    examples=(
+        "spikedet val coco8.yaml model=runs/detect/train/weights/best.pt",
+        "spikedet val path/to/images/val2017 model=weights/yolov5n.pt iou=0.6   (labels in path/to/labels/val2017)",
+    ),
 )
 def cmd_val(inv: Invocation) -> int:
     from spikedet.weights import load_detector
 
     s = inv.settings
     if not s["data"]:
-        raise UsageError("give the data YAML: spikedet val DATA model=WEIGHTS")
+        raise UsageError("give the data YAML (or an image folder with YOLO labels): spikedet val DATA model=WEIGHTS")
     model = load_detector(s["model"])
     args = _ultralytics_args(inv)
-    args["data"] = resolve_data(s["data"])
-    metrics = model.val(**args)
+    if Path(s["data"]).is_dir():  # an image folder: labels from .../labels/..., class names from the model
+        from spikedet.workflow import folder_dataset
+
+        with folder_dataset(s["data"], dict(model.model.names)) as data:
+            metrics = model.val(data=str(data), **args)
+    else:
+        metrics = model.val(data=resolve_data(s["data"]), **args)
     result = {"metrics": _metrics_dict(metrics), "save_dir": str(getattr(metrics, "save_dir", ""))}
     coco_stats = getattr(metrics, "coco", None)
     if coco_stats is not None:
@@ -377,3 +385,7 @@ def cmd_analyze(inv: Invocation) -> int:
         for kind, path in written.items():
             _out(f"{kind:<18} {path}")
     return 0
+
+
+# The service's commands (serve, webcam) live beside the service code.
+from spikedet import service_commands  # noqa: E402,F401

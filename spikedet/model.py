@@ -32,7 +32,6 @@ from ultralytics.utils.torch_utils import initialize_weights  # noqa: E402
 
 from spikedet.builder import build_layers, load_model_cfg  # noqa: E402
 from spikedet.neurons import SpikingNeuron  # noqa: E402
-from spikedet.nn.layers import SpikingConv  # noqa: E402
 
 
 class SpikeDetectionModel(DetectionModel):
@@ -83,7 +82,7 @@ class SpikeDetectionModel(DetectionModel):
         converter turns into bit planes and that the operation counts use. Call it on an eval-mode model.
         """
         for unit in self.modules():
-            if isinstance(unit, SpikingConv):
+            if _mergeable(unit):
                 unit.reparameterize()
         self.reparameterized = True
         return self
@@ -97,7 +96,7 @@ class SpikeDetectionModel(DetectionModel):
         return self
 
     def is_fused(self) -> bool:
-        return all(unit.norm is None and not hasattr(unit.body, "merge") for unit in self.modules() if isinstance(unit, SpikingConv))
+        return all(unit.reparameterized for unit in self.modules() if _mergeable(unit))
 
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """All spiking neurons with their module names, in forward order of definition."""
@@ -112,6 +111,11 @@ class SpikeDetectionModel(DetectionModel):
 
             raise SpikedetError(f"{type(head).__name__} heads have no training loss in spikedet (inference only)")
         return v8DetectionLoss(self)
+
+
+def _mergeable(module: nn.Module) -> bool:
+    """Blocks that merge their convs and BNs: spiking units and any block with the same protocol."""
+    return callable(getattr(module, "reparameterize", None)) and hasattr(module, "reparameterized") and not isinstance(module, DetectionModel)
 
 
 class SpikeDetectionTrainer(DetectionTrainer):
@@ -186,7 +190,8 @@ class SpikeDetectionValidator(DetectionValidator):
             source = str(gt_path)
         else:
             ground_truth = coco.gt_from_yolo_labels(
-                ((lb["im_file"], lb["shape"], lb["cls"], lb["bboxes"]) for lb in dataset.labels), self.names
+                ((lb["im_file"], lb.get("shape") or _image_shape(lb["im_file"]), lb["cls"], lb["bboxes"]) for lb in dataset.labels),
+                self.names,
             )
             (self.save_dir / "ground_truth.json").write_text(__import__("json").dumps(ground_truth))
             source = "YOLO labels"
@@ -197,6 +202,16 @@ class SpikeDetectionValidator(DetectionValidator):
         stats.update({f"coco/{k}": v for k, v in self.coco_stats.items()})
         self.metrics.coco = self.coco_stats  # Model.val() returns these metrics
         return stats
+
+
+def _image_shape(file: str) -> tuple[int, int]:
+    """(height, width) of an image as Ultralytics reads it (EXIF orientation applied), from its header."""
+    from PIL import Image
+    from ultralytics.data.utils import exif_size
+
+    with Image.open(file) as im:
+        w, h = exif_size(im)
+    return h, w
 
 
 class SpikeYOLO(Model):

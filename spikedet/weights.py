@@ -36,7 +36,17 @@ def load_module(name: str | Path, device: str = "cpu") -> nn.Module:
     path = resolve_weights(text)
     if path.suffix.lower() == ".safetensors":
         return load_safetensors(path).to(device)
+    if _is_yolov5(path):
+        from spikedet.yolov5_import import load_yolov5_checkpoint
+
+        return load_yolov5_checkpoint(path).to(device)
     return load_detector(path).model.to(device)
+
+
+def _is_yolov5(path: Path) -> bool:
+    from spikedet.yolov5_import import is_yolov5_checkpoint
+
+    return path.suffix.lower() == ".pt" and is_yolov5_checkpoint(path)
 
 
 def load_detector(weights: str | Path | None):
@@ -48,6 +58,8 @@ def load_detector(weights: str | Path | None):
     path = resolve_weights(weights)
     if path.suffix.lower() not in (".pt", ".safetensors"):
         raise SpikedetError(f"unsupported weights format {path.suffix!r} for {str(path)!r} (expected .pt or .safetensors)")
+    if _is_yolov5(path):  # the yolov5 repository's checkpoints load through spikedet's restricted unpickler
+        return SpikeYOLO(load_module(path))
     return SpikeYOLO(str(path))
 
 

@@ -128,8 +128,14 @@ class SpikingConv(nn.Module):
             y = self.norm(y)
         return y.unflatten(0, (T, -1))
 
+    @property
+    def reparameterized(self) -> bool:
+        return self.norm is None and isinstance(self.body, SpikeConv)
+
     @torch.no_grad()
     def reparameterize(self) -> None:
+        if self.reparameterized:
+            return
         conv = self.body if isinstance(self.body, SpikeConv) else self.body.merge()
         self.body = conv_bn_merge(conv, self.norm)
         self.norm = None

@@ -1,0 +1,1 @@
+"""``spikedet serve`` and ``spikedet webcam`` (registered when the CLI loads its commands)."""
