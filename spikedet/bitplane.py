@@ -50,6 +50,7 @@ class InputTerm:
     zero: int
     encoding: str
     scaled: bool
+    rest: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,20 +101,27 @@ def spike_conv_forward(conv: SpikeConv, x) -> Tensor:
 def _check_terms(conv: SpikeConv, terms: list[tuple[SpikeTrain, int]]) -> None:
     expected = conv.input_terms
     if len(terms) != len(expected) or any(
-        off != e.offset or t.channels != e.channels or t.code.n != e.n or t.code.zero != e.zero
+        off != e.offset or t.channels != e.channels or t.code.n != e.n or t.code.zero != e.zero or t.code.rest != e.rest
         for (t, off), e in zip(terms, expected)
     ):
         raise SpikedetError(f"{conv.report_name}: spike input differs from the one it was converted for")
 
 
+def _sent(train: SpikeTrain, dtype: torch.dtype) -> Tensor:
+    """The integer a train sends per element: ``q - offset`` (``q`` itself for binary and unary codes)."""
+    q = train.codes.to(dtype)
+    return q - train.code.offset if train.code.offset else q
+
+
 def _combined_codes(conv: SpikeConv, terms) -> Tensor:
-    first = terms[0][0].codes
-    if len(terms) == 1 and terms[0][0].channels == conv.in_channels:
-        return first.to(conv.weight.dtype)
-    q = first.new_zeros(*first.shape[:-3], conv.in_channels, *first.shape[-2:], dtype=conv.weight.dtype)
+    """The integers the conv receives: trains at the same channels summed, channel groups concatenated."""
+    dtype = conv.weight.dtype
+    groups: dict[int, Tensor] = {}
     for t, off in terms:
-        q[..., off : off + t.channels, :, :] += t.codes.to(conv.weight.dtype)
-    return q
+        sent = _sent(t, dtype)
+        groups[off] = groups[off] + sent if off in groups else sent
+    parts = [groups[off] for off in sorted(groups)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-3)
 
 
 def _integer_conv(conv: SpikeConv, terms) -> Tensor:
@@ -132,12 +140,19 @@ def _bitplane_conv(conv: SpikeConv, terms) -> Tensor:
             weight = conv.weight
         else:  # pragma: no cover - converter refuses this layout
             raise SpikedetError(f"{conv.report_name}: grouped conv fed by several trains")
-        planes = t.code.spike_planes(t.codes)
-        step = (lambda b: float(2**b)) if t.code.encoding == "binary" else (lambda b: 1.0)
-        for b in range(planes.shape[0]):
-            part = F.conv2d(planes[b].to(dtype), weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
-            part = part * step(b) if step(b) != 1.0 else part
+        planes = t.code.spike_planes(t.codes)  # 0/1 planes, or -1/0/+1 for signed codes
+        for plane, w in zip(planes, t.code.plane_weights()):
+            if not bool(plane.any()):
+                continue  # a silent plane costs nothing and adds nothing
+            part = F.conv2d(plane.to(dtype), weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+            if w != 1.0:
+                part = part * w
             acc = part if acc is None else acc + part
+    if acc is None:  # no spikes at all
+        shape = list(terms[0][0].codes.shape)
+        shape[-3] = conv.in_channels
+        acc = F.conv2d(torch.zeros(shape, dtype=dtype, device=conv.weight.device), conv.weight, None, conv.stride,
+                       conv.padding, conv.dilation, conv.groups)
     if conv.bias is not None:
         acc = acc + conv.bias.view(1, -1, 1, 1)
     shape = list(terms[0][0].codes.shape)
@@ -215,9 +230,10 @@ def fold_conv(conv: SpikeConv, terms: list[tuple[SpikeTrain, int]]) -> None:
                 "give the summed neurons equal N and scale"
             )
         factor[off : off + train.channels] = f
-        zeros[off : off + train.channels] += train.code.zero
+        # the value is (q - zero) / N and the conv receives q - offset: (zero - offset) / N is a constant
+        zeros[off : off + train.channels] += train.code.zero - train.code.offset
         c = train.code
-        specs.append(InputTerm(off, train.channels, c.levels, c.n, c.zero, c.encoding, train.scale is not None))
+        specs.append(InputTerm(off, train.channels, c.levels, c.n, c.zero, c.encoding, train.scale is not None, c.rest))
     if bool(torch.isnan(factor).any()):
         raise SpikedetError(f"{name}: some input channels receive no spikes")
     if conv.groups > 1 and len(specs) > 1:
@@ -243,7 +259,8 @@ def restore_conversion(model: nn.Module, terms: dict[str, list[dict]]) -> None:
         conv.input_terms = [InputTerm(**s) for s in specs]
         zeros = torch.zeros(conv.in_channels, dtype=conv.weight.dtype)
         for s in conv.input_terms:
-            zeros[s.offset : s.offset + s.channels] += s.zero
+            code = SpikeCode(s.levels, s.n, s.zero, s.encoding, s.rest)
+            zeros[s.offset : s.offset + s.channels] += code.zero - code.offset
         conv.zero_codes = zeros if bool(zeros.any()) else None
     model.converted = True
 

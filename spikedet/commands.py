@@ -224,26 +224,44 @@ def _metrics_dict(metrics) -> dict:
         "model": Setting("str", None, "weights (default: the shipped weights or $SPIKEDET_WEIGHTS)"),
         "device": Setting("str", "cpu", DEVICE_HELP),
     },
+    examples=("spikedet demo", "spikedet demo source=photo.jpg --json"),
 )
 def cmd_demo(inv: Invocation) -> int:
+    import cv2
+
     from spikedet.assets import default_weights
-    from spikedet.weights import load_detector
+    from spikedet.detector import Detector
+    from spikedet.energy import CAVEAT
 
     s = inv.settings
     source = s["source"] or str(default_image())
-    if not Path(source).is_file():
-        raise UsageError(f"source {source!r} not found")
+    image = cv2.imread(source) if Path(source).is_file() else None
+    if image is None:
+        raise UsageError(f"source {source!r} not found or not an image")
     weights = s["model"] or default_weights()
     if weights is None:
-        _out("NOTE: no trained weights are shipped yet, so this demo runs spikeyolo-t built from its YAML with")
+        _out("NOTE: no default weights are installed, so this demo runs spikeyolo-t built from its YAML with")
         _out("random weights: the pipeline runs end to end, but its detections are meaningless.")
         weights = "spikeyolo-t.yaml"
-    model = load_detector(weights)
-    result = next(iter(model.predict(source, stream=True, device=s["device"], verbose=False, conf=0.25)))
-    names = result.names
-    _out(f"{source}: {len(result.boxes)} detections ({weights})")
-    for xyxy, p, c in zip(result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist()):
-        _out(f"  {names[int(c)]:<16} {p:.2f}  [{xyxy[0]:.0f}, {xyxy[1]:.0f}, {xyxy[2]:.0f}, {xyxy[3]:.0f}]")
+    detector = Detector(weights, device=s["device"], allow_pickle=str(weights).endswith(".pt"))
+    result = detector.detect(image)
+    info = detector.info()
+    if inv.json:
+        emit_json(result.to_dict())
+        return 0
+    neuron = info["neuron"]
+    _out(f"model: {info['weights']} ({info['architecture']}, {info['parameters']:,} parameters, "
+         f"{neuron['layers']} spiking layers: {', '.join(neuron['types'])}, T={neuron['T']}, L={neuron['L']}, N={neuron['N']})")
+    _out(f"image: {source} ({result.width}x{result.height})")
+    _out(f"{len(result.detections)} detections:")
+    for d in result.detections:
+        x1, y1, x2, y2 = d.box
+        _out(f"  {d.name:<16} {d.confidence:.2f}  [{x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}]")
+    e = result.energy
+    _out(f"energy: SNN {e.snn_mJ:.3f} mJ vs ANN {e.ann_mJ:.3f} mJ per image -> {e.efficiency:.2f}x more efficient "
+         f"({e.macs / 1e9:.2f} GMACs; {e.acs / 1e9:.2f} GACs from {e.spikes / 1e6:.2f}M spikes)")
+    _out(f"        {CAVEAT}")
+    _out(f"time: {result.timing_ms['total']:.0f} ms on {s['device']}")
     return 0
 
 
@@ -389,3 +407,64 @@ def cmd_analyze(inv: Invocation) -> int:
 
 # The service's commands (serve, webcam) live beside the service code.
 from spikedet import service_commands  # noqa: E402,F401
+
+
+@command(
+    "a2s",
+    "convert a trained ANN (YOLOv5 with SiLU) into a spiking detector: calibration, neurons, spike encoding",
+    main="ANN_WEIGHTS",
+    main_setting="model",
+    settings={
+        "model": Setting("str", None, "the ANN: a yolov5 checkpoint (.pt, loaded without its code) or spikedet weights"),
+        "output": Setting("str", None, "output .safetensors (default: <weights>-a2s.safetensors)"),
+        "source": Setting("str", None, "calibration images (default: the shipped coco8 train images)"),
+        "images": Setting("int", 32, "how many calibration images", minimum=1, maximum=100000),
+        "imgsz": Setting("int", 640, "calibration image size", minimum=32, maximum=4096),
+        "encoding": Setting("choice", "naf", "how codes travel as spikes", choices=("naf", "signed", "binary")),
+        "n": Setting("float", 10.0, "codes per unit of activation (N)", minimum=1e-3, maximum=1e6),
+        "bits": Setting("int", None, "instead of n: per-layer N giving codes of this many bits", minimum=2, maximum=16),
+        "rest": Setting("choice", "mode", "which code sends no spikes (signed encodings)", choices=("mode", "zero")),
+        "percentile": Setting("float", 99.99, "calibration percentile of each layer's range D", minimum=50, maximum=100),
+    },
+    examples=(
+        "spikedet a2s weights/yolov5n.pt source=path/to/coco/train2017 -o yolov5n-a2s.safetensors",
+        "spikedet a2s weights/yolov5n.pt encoding=binary n=100 rest=zero   (the plain shifted-SiLU neuron)",
+    ),
+)
+def cmd_a2s(inv: Invocation) -> int:
+    from spikedet import a2s
+    from spikedet.weights import load_module, save_safetensors
+    from spikedet.workflow import load_batch
+
+    s = inv.settings
+    if not s["model"]:
+        raise UsageError("give the ANN weights: spikedet a2s ANN_WEIGHTS [-o OUT]")
+    if s["rest"] == "mode" and s["encoding"] == "binary":
+        raise UsageError("rest=mode needs a signed encoding (naf or signed); use rest=zero with encoding=binary")
+    weights = resolve_weights(s["model"])
+    output = Path(s["output"] or weights.with_name(weights.stem + "-a2s.safetensors"))
+    if output.suffix.lower() != ".safetensors":
+        raise UsageError(f"output must end in .safetensors, got {str(output)!r}")
+    ann = load_module(weights).float().eval()
+    if not a2s.activation_sites(ann):
+        raise UsageError(f"{str(weights)!r} has no SiLU activations to convert (is it already spiking?)")
+    ann.reparameterize()
+    from spikedet.workflow import default_sample_dir
+
+    source = s["source"] or default_sample_dir().parent / "train"
+    images, files = load_batch(source, s["imgsz"], s["images"])
+    cfg = a2s.A2SConfig(encoding=s["encoding"], n=s["n"], bits=s["bits"], rest=s["rest"], percentile=s["percentile"])
+    stats = a2s.calibrate(ann, images, percentile=s["percentile"])
+    snn = a2s.convert_ann(ann, stats, cfg, images[:1])
+    extra = {"a2s": cfg.as_dict(), "ann": weights.name, "calibration_images": len(files), "calibration_imgsz": s["imgsz"]}
+    save_safetensors(snn, output, extra=extra)
+    codes = [m.code for _, m in snn.neurons()]
+    result = {"output": str(output), "neurons": len(codes), "levels": [min(c.levels for c in codes), max(c.levels for c in codes)],
+              "config": cfg.as_dict(), "calibration_images": len(files)}
+    if inv.json:
+        emit_json(result)
+    else:
+        _out(f"{len(codes)} SiLU activations -> A2S neurons ({cfg.encoding}, N={'per-layer' if cfg.bits else cfg.n}, "
+             f"rest={cfg.rest}); L from {result['levels'][0]} to {result['levels'][1]}; calibrated on {len(files)} images")
+        _out(f"saved {output}")
+    return 0

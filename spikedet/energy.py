@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -176,10 +176,10 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
     histograms = {}
     encodings = set()
     for train, _ in terms:
-        encoding = train.code.encoding if recorder.counting == "auto" else recorder.counting
-        encodings.add(encoding)
-        hist = code_histograms(train.codes, b, train.code.levels)
-        table = _spike_table(train.code.levels, encoding)
+        code = train.code if recorder.counting == "auto" else replace(train.code, encoding=recorder.counting)
+        encodings.add(code.encoding)
+        hist = code_histograms(train.codes, b, code.levels)
+        table = _spike_table(code)
         spikes += (hist.double() * table).sum(1)
         if recorder.histograms:
             key = train.source or f"train{len(histograms)}"
@@ -216,20 +216,14 @@ def code_histograms(codes: Tensor, batch: int, levels: int) -> Tensor:
     return hist[: batch * (levels + 1)].view(batch, levels + 1).cpu()
 
 
-_TABLES: dict[tuple[int, str], Tensor] = {}
+_TABLES: dict = {}
 
 
-def _spike_table(levels: int, encoding: str) -> Tensor:
-    """Spikes sent for each code 0..levels: popcount (binary) or the code itself (unary)."""
-    key = (levels, encoding)
-    if key not in _TABLES:
-        codes = torch.arange(levels + 1, dtype=torch.int64)
-        if encoding == "binary":
-            table = torch.tensor([bin(int(v)).count("1") for v in codes], dtype=torch.float64)
-        else:
-            table = codes.double()
-        _TABLES[key] = table
-    return _TABLES[key]
+def _spike_table(code) -> Tensor:
+    """Spikes sent for each code 0..L under the code's encoding (cached)."""
+    if code not in _TABLES:
+        _TABLES[code] = code.spike_table()
+    return _TABLES[code]
 
 
 # -- reports -------------------------------------------------------------------------------------

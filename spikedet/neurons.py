@@ -61,7 +61,7 @@ __all__ = [
     "make_neuron",
 ]
 
-Encoding = Literal["binary", "unary"]
+Encoding = Literal["binary", "unary", "signed", "naf"]
 Rounding = Literal["nearest", "floor"]
 
 
@@ -93,19 +93,30 @@ def _fmt(x: float) -> str:
 
 @dataclass(frozen=True)
 class SpikeCode:
-    """How a neuron's integer code ``q`` in ``0..levels`` stands for a real value.
+    """How a neuron's integer code ``q`` in ``0..levels`` stands for a real value, and how it is sent.
 
     Attributes:
         levels: ``L``, the largest code.
         n: ``N``, codes per unit of membrane potential (range alignment).
         zero: the code that stands for 0 (0 for IBRA-LIF / I-LIF / LIF).
-        encoding: ``"binary"`` (bit planes, IBRA-LIF) or ``"unary"`` (thermometer code, I-LIF / LIF).
+        encoding: how a code travels as spikes at inference:
+
+            - ``"binary"``: the bit planes of ``q`` (IBRA-LIF); spikes = popcount(q);
+            - ``"unary"``: ``q`` thermometer steps (I-LIF, LIF); spikes = q;
+            - ``"signed"``: the bit planes of ``|q - zero|`` on a positive or a negative train (two trains,
+              ternary spikes); spikes = popcount(|q - zero|); a value of 0 sends nothing;
+            - ``"naf"``: ``q - zero`` in non-adjacent form, digits in {-1, 0, +1} per plane (ternary spikes,
+              the fewest nonzero digits of any signed-binary form); spikes = number of nonzero digits.
+        rest: for signed encodings, the code that is sent as no spikes at all (default: ``zero``). Sending
+            ``q - rest`` instead of ``q - zero`` moves the free point to where most activations sit (for
+            SiLU, near its minimum); the receiving layer adds the constant ``(rest - zero) / N`` back once.
     """
 
     levels: int
     n: float = 1.0
     zero: int = 0
     encoding: Encoding = "binary"
+    rest: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.levels, int) or self.levels < 1:
@@ -114,8 +125,13 @@ class SpikeCode:
             raise ValueError(f"n (N) must be a positive finite number, got {self.n!r}")
         if not isinstance(self.zero, int) or not 0 <= self.zero <= self.levels:
             raise ValueError(f"zero must be an integer code in 0..{self.levels}, got {self.zero!r}")
-        if self.encoding not in ("binary", "unary"):
-            raise ValueError(f"encoding must be 'binary' or 'unary', got {self.encoding!r}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
+        if self.rest is not None:
+            if self.encoding not in ("signed", "naf"):
+                raise ValueError("a rest code needs a signed encoding ('signed' or 'naf')")
+            if not isinstance(self.rest, int) or not 0 <= self.rest <= self.levels:
+                raise ValueError(f"rest must be an integer code in 0..{self.levels}, got {self.rest!r}")
 
     @property
     def bits(self) -> int:
@@ -123,9 +139,26 @@ class SpikeCode:
         return self.levels.bit_length()
 
     @property
+    def signed(self) -> bool:
+        """True when spikes carry a sign (the code sent is ``q - zero``)."""
+        return self.encoding in ("signed", "naf")
+
+    @property
+    def offset(self) -> int:
+        """The code subtracted before sending: the integer sent is ``q - offset`` (0 for unsigned encodings)."""
+        if not self.signed:
+            return 0
+        return self.zero if self.rest is None else self.rest
+
+    @property
     def planes(self) -> int:
-        """Spike planes per timestep at inference: ``B`` for binary codes, ``L`` for unary codes."""
-        return self.bits if self.encoding == "binary" else self.levels
+        """Spike planes per timestep at inference."""
+        if self.encoding == "unary":
+            return self.levels
+        if self.encoding == "binary":
+            return self.bits
+        span = max(self.levels - self.offset, self.offset).bit_length()
+        return span + 1 if self.encoding == "naf" else span
 
     @property
     def d(self) -> float:
@@ -137,16 +170,56 @@ class SpikeCode:
         """The smallest value the neuron emits (``-zero / N``; 0 unless there is a zero offset)."""
         return -self.zero / self.n
 
+    def plane_weights(self) -> list[float]:
+        """The weight of each spike plane: ``2**b`` for bit planes, 1 for unary steps."""
+        return [1.0] * self.levels if self.encoding == "unary" else [float(2**b) for b in range(self.planes)]
+
     def spike_planes(self, q: Tensor) -> Tensor:
-        """The 0/1 spike planes of codes ``q``, stacked on a new leading axis."""
-        return bit_planes(q, self.bits) if self.encoding == "binary" else unary_planes(q, self.levels)
+        """The spike planes of codes ``q`` on a new leading axis: 0/1 (uint8) for binary and unary codes,
+        -1/0/+1 (int8) for signed and NAF codes. ``sum_p weight_p * plane_p`` is the integer sent,
+        ``q - offset``."""
+        if self.encoding == "binary":
+            return bit_planes(q, self.bits)
+        if self.encoding == "unary":
+            return unary_planes(q, self.levels)
+        t = q.to(torch.int32) - self.offset
+        sign = torch.sign(t).to(torch.int8)
+        magnitude = t.abs()
+        if self.encoding == "signed":
+            return bit_planes(magnitude, self.planes).to(torch.int8) * sign
+        pos, neg = naf_masks(magnitude)
+        return (bit_planes(pos, self.planes).to(torch.int8) - bit_planes(neg, self.planes).to(torch.int8)) * sign
 
     def spike_count(self, q: Tensor) -> Tensor:
-        """Number of spikes per element of ``q`` (popcount for binary codes, ``q`` for unary)."""
-        return popcount(q) if self.encoding == "binary" else q.to(torch.int32)
+        """Number of spikes per element of ``q``."""
+        if self.encoding == "binary":
+            return popcount(q)
+        if self.encoding == "unary":
+            return q.to(torch.int32)
+        magnitude = (q.to(torch.int32) - self.offset).abs()
+        if self.encoding == "signed":
+            return popcount(magnitude)
+        pos, neg = naf_masks(magnitude)
+        return popcount(pos) + popcount(neg)
+
+    def spike_table(self) -> Tensor:
+        """Spikes sent for each code ``0..L`` (float64), for counting from code histograms."""
+        return self.spike_count(torch.arange(self.levels + 1)).double()
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+ENCODINGS = ("binary", "unary", "signed", "naf")
+
+
+def naf_masks(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Bit masks ``(plus, minus)`` of the non-adjacent form of non-negative integers: ``x = plus - minus``."""
+    x = x.to(torch.int64)
+    half = x >> 1
+    three_half = x + half
+    carry = half ^ three_half
+    return three_half & carry, half & carry
 
 
 def bit_planes(q: Tensor, bits: int) -> Tensor:

@@ -44,7 +44,7 @@ class SpikeTrain:
 
     @property
     def channels(self) -> int:
-        return self.codes.shape[-3]
+        return int(self.codes.shape[-3])  # an int even while tracing (ONNX export), where shapes are tensors
 
     def _with(self, codes: Tensor) -> "SpikeTrain":
         return SpikeTrain(codes, self.code, self.scale, self.T, self.source)
@@ -136,7 +136,7 @@ class SpikeCat:
 
     @property
     def channels(self) -> int:
-        return sum(p.channels for p in self.parts)
+        return int(sum(p.channels for p in self.parts))
 
     def flatten(self, start: int = 0, end: int = -1) -> "SpikeCat":
         return SpikeCat([p.flatten(start, end) for p in self.parts])
@@ -151,7 +151,7 @@ class SpikeCat:
         out = []
         for p in self.parts:
             out.extend(p.terms(offset))
-            offset += p.channels
+            offset = offset + p.channels
         return out
 
     def trains(self) -> list[SpikeTrain]:

@@ -119,6 +119,7 @@ def load_safetensors(path: str | Path) -> nn.Module:
     """Rebuild a spikedet model from safetensors + config (no pickle involved)."""
     from safetensors.torch import load_file
 
+    import spikedet.a2s  # noqa: F401  (registers the A2S neuron type)
     from spikedet.bitplane import restore_conversion, set_spike_mode
     from spikedet.model import SpikeDetectionModel
     from spikedet.neurons import SpikingNeuron, neuron_from_spec

@@ -1,0 +1,264 @@
+"""ANN-to-SNN conversion (A2S) of YOLO-style detectors whose activation is SiLU.
+
+A trained ANN's ``conv -> BN -> SiLU`` layers become ``conv (BN folded) -> A2S neuron``. The neuron keeps the
+ANN's activation shape and quantizes it on a ``1/N`` grid::
+
+    q = clip(round(SiLU(U) * N / s + zero), 0, L)        value = s * (q - zero) / N
+
+``U`` is the membrane potential the conv accumulates, ``s`` an optional per-channel scale, ``zero`` the code
+standing for 0 (SiLU goes down to -0.278, so the code range must reach below zero).
+
+What it computes, honestly: this is a *graded* neuron with a lookup-shaped transfer (SiLU), not a plain
+LIF: a chip needs, per neuron, the nonlinearity (a small table or a piecewise-linear unit evaluated on the
+accumulated potential), synchronous bit-plane timesteps (``T x B``, as for IBRA-LIF) and, for the signed
+encodings, spikes that carry a sign (accumulators that add or subtract a weight: still accumulate-only).
+
+How codes travel (``SpikeCode.encoding``) decides the spike count, hence the energy:
+
+- ``binary``: bit planes of ``q`` including the zero offset (a value of 0 costs ``popcount(zero)`` spikes);
+- ``signed``: bit planes of ``|q - zero|`` on a positive or a negative train: 0 costs nothing;
+- ``naf``: ``q - zero`` in non-adjacent form (digits -1/0/+1): the fewest nonzero digits of any
+  signed-binary form; 0 costs nothing and runs of ones cost two spikes.
+
+Calibration sets each layer's range ``D`` from a high percentile of its SiLU outputs on sample images.
+Neurons whose spike trains are summed by a residual add share ``N`` (and scale), so the sum stays an
+integer the next conv can accumulate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spikedet.errors import SpikedetError
+from spikedet.neurons import SpikeCode, SpikingNeuron, register_neuron
+
+SILU_MIN = -0.2784645427610738  # min over x of x * sigmoid(x), at x = -1.2785
+
+
+@register_neuron
+class A2SNeuron(SpikingNeuron):
+    """A graded spiking neuron for ANN-to-SNN conversion (see the module docstring).
+
+    Works on ``[B, C, H, W]`` (one timestep, no time axis) like the ANN activation it replaces.
+
+    Args:
+        code: levels ``L``, scale ``N``, zero code and spike encoding.
+        transfer: ``"silu"`` (the ANN's activation) or ``"identity"``.
+        scale: optional per-channel scale ``[C]``.
+    """
+
+    def __init__(self, code: SpikeCode, transfer: str = "silu", scale: Tensor | None = None):
+        super().__init__(code, T=1, alpha=0.0, rounding="nearest", scale=scale)
+        if transfer not in ("silu", "identity"):
+            raise ValueError(f"transfer must be 'silu' or 'identity', got {transfer!r}")
+        self.transfer = transfer
+
+    def _scale4d(self, x: Tensor) -> Tensor | None:
+        return None if self.scale is None else self.scale.to(x.dtype).view(1, -1, 1, 1)
+
+    def codes_of(self, x: Tensor) -> Tensor:
+        c = self.code
+        f = F.silu(x) if self.transfer == "silu" else x
+        s = self._scale4d(x)
+        if s is not None:
+            f = f / s
+        return torch.round(f * c.n + c.zero).clamp_(0, c.levels)
+
+    def forward(self, x: Tensor):
+        q = self.codes_of(x)
+        if self.spike_mode:
+            from spikedet.spikes import SpikeTrain
+
+            return SpikeTrain(q, self.code, self.scale, T=1, source=self.report_name)
+        c = self.code
+        out = (q - c.zero) / c.n if c.zero else q / c.n
+        s = self._scale4d(x)
+        return out * s if s is not None else out
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", transfer={self.transfer}"
+
+    def spec(self) -> dict:
+        return {**super().spec(), "transfer": self.transfer}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "A2SNeuron":
+        channels = spec.get("scale_channels")
+        return cls(SpikeCode(**spec["code"]), spec.get("transfer", "silu"), None if channels is None else torch.ones(channels))
+
+
+# -- calibration ---------------------------------------------------------------------------------
+
+def activation_sites(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, block)`` of every block with a replaceable SiLU ``act`` (YOLOv5's V5Conv)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(getattr(m, "act", None), nn.SiLU)]
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, images: Tensor, percentile: float = 99.99, batch: int = 4, max_samples: int = 4_000_000) -> dict[str, dict]:
+    """Per activation site: the ``percentile`` of its SiLU outputs on ``images`` (and per channel).
+
+    Run on a model with BN folded (``reparameterize``) so the potentials are what the neurons will see.
+    """
+    sites = activation_sites(model)
+    if not sites:
+        raise SpikedetError("the model has no SiLU activations to convert")
+    samples: dict[str, list[Tensor]] = {n: [] for n, _ in sites}
+    gen = torch.Generator().manual_seed(0)
+
+    def hook(name):
+        def fn(mod, args, out):
+            y = out.detach().float()
+            flat = y.transpose(0, 1).reshape(y.shape[1], -1)  # [C, n]
+            keep = max(1, min(flat.shape[1], max_samples // max(len(images), 1) // flat.shape[0]))
+            idx = torch.randperm(flat.shape[1], generator=gen)[:keep]
+            samples[name].append(flat[:, idx])
+        return fn
+
+    handles = [m.act.register_forward_hook(hook(n)) for n, m in sites]
+    try:
+        for i in range(0, len(images), batch):
+            model(images[i : i + batch])
+    finally:
+        for h in handles:
+            h.remove()
+    stats = {}
+    q = percentile / 100
+    for name, parts in samples.items():
+        data = torch.cat(parts, 1)  # [C, n]
+        per_channel = torch.quantile(data, q, dim=1).clamp_min(1e-3)
+        flat = data.flatten()
+        pick = torch.randperm(flat.numel(), generator=gen)[:500_000]
+        stats[name] = {
+            "max": float(data.max()),
+            "p": float(torch.quantile(flat[:16_000_000], q)),
+            "per_channel": per_channel,
+            "mean": float(data.mean()),
+            "sample": flat[pick].clone(),  # for the most frequent code at the chosen N
+        }
+    return stats
+
+
+# -- conversion ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class A2SConfig:
+    """How the neurons are built.
+
+    Attributes:
+        encoding: spike encoding (``binary``, ``signed``, ``naf``).
+        n: codes per unit (``N``) when ``bits`` is None (the same grid in every layer).
+        bits: when set, each neuron's ``N`` is chosen so its codes span about ``2**bits`` levels.
+        zero: ``"min"`` (just enough codes below zero for SiLU's minimum), ``"pow2"`` (the smallest power of
+            two that is enough: one set bit for binary codes), or an explicit shift ``beta`` as a float
+            (zero code ``round(beta * N)``).
+        percentile: calibration percentile for ``D``.
+        rest: ``"zero"`` (a value of 0 sends no spikes) or ``"mode"`` (the layer's most frequent code on the
+            calibration images sends no spikes; signed encodings only).
+    """
+
+    encoding: str = "naf"
+    n: float = 100.0
+    bits: int | None = None
+    zero: str | float = "min"
+    percentile: float = 99.99
+    rest: str = "zero"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _zero_code(cfg: A2SConfig, n: float) -> int:
+    need = math.ceil(-SILU_MIN * n)
+    if isinstance(cfg.zero, (int, float)) and not isinstance(cfg.zero, bool):
+        return max(int(round(cfg.zero * n)), 0)
+    if cfg.zero == "pow2":
+        return 1 << max(need - 1, 0).bit_length() if need > 1 else need
+    if cfg.zero == "min":
+        return need
+    raise SpikedetError(f"zero must be 'min', 'pow2' or a number, got {cfg.zero!r}")
+
+
+def _code_for(cfg: A2SConfig, d: float, n: float, sample: Tensor | None = None) -> SpikeCode:
+    zero = _zero_code(cfg, n)
+    levels = zero + max(int(math.ceil(d * n)), 1)
+    rest = None
+    if cfg.rest == "mode":
+        if cfg.encoding not in ("signed", "naf"):
+            raise SpikedetError("rest='mode' needs a signed encoding (signed or naf)")
+        codes = torch.round(sample * n + zero).clamp(0, levels).long()
+        rest = int(torch.bincount(codes, minlength=levels + 1).argmax())
+    elif cfg.rest != "zero":
+        raise SpikedetError(f"rest must be 'zero' or 'mode', got {cfg.rest!r}")
+    return SpikeCode(levels, float(n), zero, cfg.encoding, rest)
+
+
+def _n_for(cfg: A2SConfig, d: float) -> float:
+    if cfg.bits is None:
+        return float(cfg.n)
+    # codes 0..2**bits - 1 cover [SILU_MIN, d]
+    return float((2**cfg.bits - 1) / (d - SILU_MIN))
+
+
+def summed_groups(model: nn.Module, sample: Tensor) -> list[set[str]]:
+    """Groups of neuron names whose spike trains are summed into the same conv input (residual adds)."""
+    from spikedet.bitplane import set_spike_mode, trace_inputs
+
+    probe = copy.deepcopy(model).eval()
+    set_spike_mode(probe, "integer")
+    parent: dict[str, str] = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for terms in trace_inputs(probe, sample).values():
+        by_offset: dict[int, list[str]] = {}
+        for train, off in terms:
+            by_offset.setdefault(off, []).append(train.source)
+        for names in by_offset.values():
+            for other in names[1:]:
+                parent[find(other)] = find(names[0])
+    groups: dict[str, set[str]] = {}
+    for name in list(parent):
+        groups.setdefault(find(name), set()).add(name)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+@torch.no_grad()
+def convert_ann(model: nn.Module, calibration: dict[str, dict], cfg: A2SConfig, sample: Tensor) -> nn.Module:
+    """A spiking copy of ``model``: every SiLU ``act`` replaced by an :class:`A2SNeuron` built from ``cfg``.
+
+    ``calibration`` comes from :func:`calibrate` on the same (re-parameterized) model; ``sample`` is one image
+    batch used to find the residual sums whose neurons must share ``N``.
+    """
+    snn = copy.deepcopy(model).eval()
+    if hasattr(snn, "reparameterize"):
+        snn.reparameterize()
+    sites = dict(activation_sites(snn))
+    if set(sites) != set(calibration):
+        raise SpikedetError("calibration does not match the model's activation sites")
+    neuron_name = {site: f"{site}.act" for site in sites}
+    ranges = {site: calibration[site]["p"] for site in sites}
+    # One neuron per site with its own N; then neurons whose trains are summed share the group's N.
+    def neuron(site: str, n: float) -> A2SNeuron:
+        return A2SNeuron(_code_for(cfg, ranges[site], n, calibration[site].get("sample")), "silu")
+
+    for site, block in sites.items():
+        block.act = neuron(site, _n_for(cfg, ranges[site]))
+    for group in summed_groups(snn, sample):
+        members = [s for s, name in neuron_name.items() if name in group]
+        n = min(_n_for(cfg, ranges[s]) for s in members)
+        for s in members:
+            sites[s].act = neuron(s, n)
+    snn.a2s = cfg.as_dict()
+    return snn

@@ -1,0 +1,193 @@
+"""The bit-plane converter: equivalence with the integer model, both execution paths, general spike inputs."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from spikedet import bitplane
+from spikedet.a2s import A2SNeuron
+from spikedet.errors import SpikedetError
+from spikedet.neurons import IBRALIF, ILIF, SpikeCode
+from spikedet.nn import ops
+from spikedet.nn.layers import SpikeConv, SpikingConv, TimeRepeat
+
+
+class TwoLayer(nn.Module):
+    """image -> conv (real input) -> neuron -> conv: the smallest spiking network."""
+
+    def __init__(self, neuron, c=2, k=1):
+        super().__init__()
+        self.model = nn.Sequential(
+            TimeRepeat(1),
+            SpikingConv(None, SpikeConv(3, c, k, padding=k // 2, bias=True)),
+            SpikingConv(neuron, SpikeConv(c, 1, k, padding=k // 2, bias=True)),
+        )
+
+    def forward(self, x):
+        return self.model(x)[0]
+
+
+class Graph(nn.Module):
+    """Spike trains summed (residual) and concatenated with different codes, feeding padded 3x3 convs."""
+
+    def __init__(self, code_a: SpikeCode, code_b: SpikeCode, code_c: SpikeCode):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.stem = SpikeConv(3, 4, 3, padding=1, bias=True)
+        self.a = A2SNeuron(code_a)
+        self.mid = SpikeConv(4, 4, 3, padding=1, bias=True)
+        self.b = A2SNeuron(code_b)
+        self.side = SpikeConv(4, 3, 1, bias=True)
+        self.c = A2SNeuron(code_c)
+        self.head = SpikeConv(7, 2, 3, padding=1, bias=True)
+        for m in (self.stem, self.mid, self.side, self.head):
+            m.weight.data = torch.randn(m.weight.shape, generator=g) * 0.5
+            m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.2
+
+    def forward(self, x):
+        a = self.a(self.stem(x))
+        summed = ops.add(a, self.b(self.mid(a)))  # a sum of two trains
+        joined = ops.cat([summed, self.c(self.side(a))], 1)  # a concat of trains with different codes
+        return self.head(joined)
+
+
+def test_hand_checkable_two_layer_network():
+    net = TwoLayer(IBRALIF(D=5.11, N=100)).eval()
+    conv1, conv2 = net.model[1].body, net.model[2].body
+    with torch.no_grad():
+        conv1.weight.zero_()
+        conv1.bias.copy_(torch.tensor([0.05, 5.2]))  # codes 5 (0b101) and 511 (nine ones) everywhere
+        conv2.weight.copy_(torch.tensor([[[[2.0]], [[0.5]]]]))
+        conv2.bias.fill_(0.1)
+    x = torch.zeros(1, 3, 4, 4)
+    expected = 2.0 * 0.05 + 0.5 * 5.11 + 0.1
+    assert torch.allclose(net(x), torch.full((1, 1, 4, 4), expected))
+    converted = bitplane.convert(net, x)
+    # W/N folded into the weights: the conv consumes integer codes
+    assert torch.allclose(converted.model[2].body.weight.flatten(), torch.tensor([0.02, 0.005]))
+    for path in ("integer", "bitplane"):
+        bitplane.set_spike_mode(converted, path)
+        assert torch.allclose(converted(x), torch.full((1, 1, 4, 4), expected), atol=1e-6)
+
+
+def test_bias_is_added_once_after_the_planes():
+    net = TwoLayer(IBRALIF(D=5.11, N=100)).eval()
+    with torch.no_grad():
+        net.model[1].body.weight.zero_()
+        net.model[1].body.bias.copy_(torch.tensor([5.11, 5.11]))  # all 9 planes set
+        net.model[2].body.weight.fill_(1.0)
+        net.model[2].body.bias.fill_(100.0)
+    x = torch.zeros(1, 3, 2, 2)
+    converted = bitplane.set_spike_mode(bitplane.convert(net, x), "bitplane")
+    # adding the bias per plane (a known SpikeYOLO bug) would give 2 * 5.11 + 9 * 100
+    assert torch.allclose(converted(x), torch.full((1, 1, 2, 2), 2 * 5.11 + 100.0))
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        (SpikeCode(300, 100.0, 0, "binary"), SpikeCode(300, 100.0, 0, "binary"), SpikeCode(40, 10.0, 0, "binary")),
+        (SpikeCode(330, 100.0, 30, "binary"), SpikeCode(400, 100.0, 30, "binary"), SpikeCode(45, 10.0, 3, "binary")),
+        (SpikeCode(330, 100.0, 30, "signed"), SpikeCode(400, 100.0, 30, "signed"), SpikeCode(45, 10.0, 3, "signed")),
+        (SpikeCode(330, 100.0, 30, "naf"), SpikeCode(400, 100.0, 30, "naf"), SpikeCode(45, 10.0, 3, "naf")),
+    ],
+    ids=["plain", "zero-offset", "signed", "naf"],
+)
+def test_sums_concats_and_zero_offsets_are_exact_in_float64(codes):
+    net = Graph(*codes).double().eval()
+    x = torch.rand(2, 3, 9, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    converted = bitplane.convert(net, x[:1])
+    head = converted.head
+    assert [t.offset for t in head.input_terms] == [0, 0, 4]  # two summed trains, one concatenated
+    for path in ("integer", "bitplane"):
+        v = bitplane.verify(net, converted, x, path)
+        assert v.code_mismatches == 0 and v.codes_total > 0
+        assert v.max_relative_error < 1e-9, (path, v)
+
+
+def test_summed_trains_with_different_scales_are_refused():
+    net = Graph(SpikeCode(300, 100.0), SpikeCode(30, 10.0), SpikeCode(40, 10.0)).eval()
+    with pytest.raises(SpikedetError, match="different scales are summed"):
+        bitplane.convert(net, torch.rand(1, 3, 8, 8))
+
+
+def test_spike_mode_needs_a_reparameterized_model():
+    from spikedet.model import SpikeDetectionModel
+
+    model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval()
+    with pytest.raises(SpikedetError, match="re-parameterized"):
+        bitplane.set_spike_mode(model, "integer")
+
+
+def test_spikeyolo_conversion_float64_exact_and_paths_agree(trained_checkpoint):
+    from spikedet.model import SpikeYOLO
+    from spikedet.workflow import convert_and_verify, default_sample_dir, load_batch
+
+    model = SpikeYOLO(str(trained_checkpoint)).model
+    images, files = load_batch(default_sample_dir(), 96, 2)
+    converted, report = convert_and_verify(model, images, files, 96)
+    assert report.passed
+    for path in ("integer", "bitplane"):
+        assert report.float64[path]["code_mismatches"] == 0 and report.float64[path]["codes_total"] > 100_000
+        assert report.float64[path]["max_relative_error"] < 1e-9
+        assert report.float32[path]["mismatch_rate"] < 0.05
+    # the two paths of the converted float32 model give identical outputs up to float32 sums
+    bitplane.set_spike_mode(converted, "integer")
+    a = converted(images)[0]
+    bitplane.set_spike_mode(converted, "bitplane")
+    b = converted(images)[0]
+    assert torch.allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_convert_command_writes_a_model_that_loads_everywhere(trained_checkpoint, tmp_path, coco8_val_images):
+    out = tmp_path / "bp.safetensors"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spikedet", "convert", str(trained_checkpoint), "-o", str(out), "imgsz=64", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["passed"] and report["output"] == str(out) and out.is_file()
+    from spikedet.weights import load_safetensors, read_config
+
+    config = read_config(out)
+    assert config["state"] == "converted" and config["conversion"]
+    model = load_safetensors(out)
+    assert model.converted and model.spike_path == "integer"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spikedet", "predict", f"model={out}", f"source={coco8_val_images}", "imgsz=96", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(json.loads(proc.stdout)) == 4
+    # converting a converted model is refused with a clear message
+    proc = subprocess.run([sys.executable, "-m", "spikedet", "convert", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "already a converted" in proc.stderr
+
+
+def test_converted_weights_round_trip(tmp_path):
+    from spikedet.model import SpikeDetectionModel
+    from spikedet.weights import load_safetensors, save_safetensors
+
+    model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval()
+    x = torch.rand(1, 3, 64, 64)
+    converted = bitplane.convert(model, x)
+    path = save_safetensors(converted, tmp_path / "m.safetensors")
+    loaded = load_safetensors(path)
+    assert torch.equal(loaded(x)[0], converted(x)[0])
+
+
+def test_unary_neurons_convert_too():
+    net = TwoLayer(ILIF(D=4), k=3).double().eval()
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64) * 3
+    with torch.no_grad():
+        net.model[1].body.weight.uniform_(0, 1)
+    converted = bitplane.convert(net, x)
+    v = bitplane.verify(net, converted, x, "bitplane")
+    assert v.code_mismatches == 0 and v.max_relative_error < 1e-9
+    assert copy.deepcopy(converted)  # converted models deep-copy (Ultralytics' EMA and predictors do)

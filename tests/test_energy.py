@@ -1,0 +1,110 @@
+"""Energy estimates with hand-checkable numbers."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from spikedet import bitplane, energy
+from spikedet.neurons import IBRALIF, ILIF
+
+from test_bitplane import TwoLayer
+
+E_MAC, E_AC = 4.6e-9, 0.9e-9  # mJ per op
+
+
+def hand_network(neuron, bias=(0.05, 5.2)):
+    net = TwoLayer(neuron).eval()
+    with torch.no_grad():
+        net.model[1].body.weight.zero_()
+        net.model[1].body.bias.copy_(torch.tensor(bias))
+        net.model[2].body.weight.fill_(1.0)
+    return bitplane.convert(net, torch.zeros(1, 3, 4, 4))
+
+
+def test_known_spikes_give_known_energy():
+    net = hand_network(IBRALIF(D=5.11, N=100))  # codes 5 (2 set bits) and 511 (9 set bits)
+    report = energy.estimate_energy(net, torch.zeros(1, 3, 4, 4))[0]
+    first, second = report.layers
+    # conv1 on the image: 3 * 2 * 16 MACs, real input
+    assert first.input == "real" and first.macs == 96 and first.energy_mJ == pytest.approx(96 * E_MAC)
+    # conv2 on spikes: 2 * 1 * 16 MACs; 16 elements with 2 spikes + 16 with 9: fr = 5.5
+    assert second.input == "spikes" and second.macs == 32 and second.spikes == 16 * (2 + 9)
+    assert second.firing_rate == pytest.approx(5.5) and second.acs == pytest.approx(32 * 5.5)
+    assert report.snn_mJ == pytest.approx(96 * E_MAC + 32 * 5.5 * E_AC)
+    assert report.ann_mJ == pytest.approx((96 + 32) * E_MAC) == pytest.approx(report.ann_merged_mJ)
+    assert report.efficiency == pytest.approx(report.ann_mJ / report.snn_mJ)
+    assert set(report.to_dict()) >= {"snn_mJ", "ann_mJ", "ann_merged_mJ", "efficiency", "constants", "caveat", "layers"}
+
+
+def test_unary_counting_is_spikeyolos_convention():
+    net = hand_network(IBRALIF(D=5.11, N=100))
+    x = torch.zeros(1, 3, 4, 4)
+    unary = energy.estimate_energy(net, x, counting="unary")[0]
+    assert unary.layers[1].firing_rate == pytest.approx((5 + 511) / 2)  # the integer codes themselves
+    ilif = hand_network(ILIF(D=4), bias=(1.2, 3.7))  # codes 1 and 4
+    report = energy.estimate_energy(ilif, x)[0]
+    assert report.counting == "auto" and report.layers[1].firing_rate == pytest.approx(2.5)
+
+
+def test_all_zero_image_and_constants():
+    net = hand_network(IBRALIF(D=5.11, N=100), bias=(-1.0, -2.0))  # silent neurons
+    consts = energy.EnergyConstants(e_mac_pj=1.0, e_ac_pj=0.5)
+    report = energy.estimate_energy(net, torch.zeros(2, 3, 4, 4), constants=consts)
+    assert len(report) == 2
+    for r in report:
+        assert r.layers[1].spikes == 0 and r.layers[1].energy_mJ == 0
+        assert r.snn_mJ == pytest.approx(96 * 1e-9) and r.constants.e_mac_pj == 1.0
+    with pytest.raises(ValueError, match="e_ac_pj"):
+        energy.EnergyConstants(e_ac_pj=-1)
+
+
+def test_both_paths_count_the_same_spikes(trained_checkpoint):
+    from spikedet.model import SpikeYOLO
+    from spikedet.workflow import default_sample_dir, load_batch
+
+    images, _ = load_batch(default_sample_dir(), 64, 2)
+    # float64: the two paths fire identical codes (float32 sums may flip a code on a rounding boundary)
+    model = bitplane.convert(SpikeYOLO(str(trained_checkpoint)).model.double().eval(), images[:1].double())
+    integer = energy.estimate_energy(model, images.double())
+    bitplane.set_spike_mode(model, "bitplane")
+    planes = energy.estimate_energy(model, images.double())
+    for a, b in zip(integer, planes):
+        assert a.spikes == b.spikes > 0 and a.snn_mJ == pytest.approx(b.snn_mJ, rel=1e-12)
+        assert [l.spikes for l in a.layers] == [l.spikes for l in b.layers]
+    # per-image: two different images give different counts, ANN cost is content-independent
+    assert integer[0].spikes != integer[1].spikes and integer[0].ann_mJ == integer[1].ann_mJ
+    # merged convs are charged at their cheaper trained form in the ANN reference
+    assert integer[0].ann_mJ < integer[0].ann_merged_mJ
+
+
+def test_energy_command_prints_one_json_object_per_image(trained_checkpoint, coco8_val_images):
+    proc = subprocess.run(
+        [sys.executable, "-m", "spikedet", "energy", str(trained_checkpoint), f"source={coco8_val_images}",
+         "imgsz=64", "e_ac=0.5", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reports = json.loads(proc.stdout)
+    assert len(reports) == 4 and all(r["constants"]["e_ac_pj"] == 0.5 for r in reports)
+    for r in reports:
+        assert r["efficiency"] == pytest.approx(r["ann_mJ"] / r["snn_mJ"])
+        assert r["snn_mJ"] == pytest.approx(sum(l["energy_mJ"] for l in r["layers"]))
+        assert r["layers"][0]["input"] == "real" and all(l["input"] != "real" for l in r["layers"][1:])
+
+
+def test_analyze_writes_plots_and_rates(trained_checkpoint, coco8_val_images, tmp_path):
+    out = tmp_path / "analysis"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spikedet", "analyze", str(trained_checkpoint), f"source={coco8_val_images}",
+         "imgsz=64", "-o", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("code_histograms.png", "code_usage.png", "energy_per_layer.png", "firing_rates.csv", "analysis.json"):
+        assert (out / name).stat().st_size > 1000
+    summary = json.loads((out / "analysis.json").read_text())
+    assert summary["neurons"] and all(0 <= n["zero_fraction"] <= 1 for n in summary["neurons"])
+    assert (out / "code_histograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
