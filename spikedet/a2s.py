@@ -64,11 +64,14 @@ class A2SNeuron(SpikingNeuron):
 
     def codes_of(self, x: Tensor) -> Tensor:
         c = self.code
-        f = F.silu(x) if self.transfer == "silu" else x
         s = self._scale4d(x)
+        f = F.silu(x) if self.transfer == "silu" else x.clone()  # a fresh tensor: the rest is in place
         if s is not None:
-            f = f / s
-        return torch.round(f * c.n + c.zero).clamp_(0, c.levels)
+            f.div_(s)
+        f.mul_(c.n)
+        if c.zero:
+            f.add_(c.zero)
+        return f.round_().clamp_(0, c.levels)
 
     def forward(self, x: Tensor):
         q = self.codes_of(x)

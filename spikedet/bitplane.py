@@ -107,27 +107,22 @@ def _check_terms(conv: SpikeConv, terms: list[tuple[SpikeTrain, int]]) -> None:
         raise SpikedetError(f"{conv.report_name}: spike input differs from the one it was converted for")
 
 
-def _sent(train: SpikeTrain, dtype: torch.dtype) -> Tensor:
-    """The integer a train sends per element: ``q - offset`` (``q`` itself for binary and unary codes)."""
-    q = train.codes.to(dtype)
-    return q - train.code.offset if train.code.offset else q
-
-
 def _combined_codes(conv: SpikeConv, terms) -> Tensor:
-    """The integers the conv receives: trains at the same channels summed, channel groups concatenated."""
+    """The codes the conv receives: trains at the same channels summed, channel groups concatenated."""
     dtype = conv.weight.dtype
     groups: dict[int, Tensor] = {}
     for t, off in terms:
-        sent = _sent(t, dtype)
-        groups[off] = groups[off] + sent if off in groups else sent
+        q = t.codes if t.codes.dtype == dtype else t.codes.to(dtype)
+        groups[off] = groups[off] + q if off in groups else q
     parts = [groups[off] for off in sorted(groups)]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-3)
 
 
 def _integer_conv(conv: SpikeConv, terms) -> Tensor:
+    # One conv over the codes q themselves; the values (q - zero) * scale / N differ by a constant map.
     q = _combined_codes(conv, terms)
     y = F.conv2d(q, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return _subtract_offsets(conv, y, q.shape)
+    return _subtract_constant(conv, y, q.shape, conv.zero_codes, "integer")
 
 
 def _bitplane_conv(conv: SpikeConv, terms) -> Tensor:
@@ -157,20 +152,59 @@ def _bitplane_conv(conv: SpikeConv, terms) -> Tensor:
         acc = acc + conv.bias.view(1, -1, 1, 1)
     shape = list(terms[0][0].codes.shape)
     shape[-3] = conv.in_channels
-    return _subtract_offsets(conv, acc, torch.Size(shape))
+    return _subtract_constant(conv, acc, torch.Size(shape), conv.plane_offsets, "bitplane")
 
 
-def _subtract_offsets(conv: SpikeConv, y: Tensor, input_shape) -> Tensor:
-    """Remove the contribution of zero-code offsets (a constant map: borders see zero padding)."""
-    if conv.zero_codes is None:
+def _subtract_constant(conv: SpikeConv, y: Tensor, input_shape, per_channel: Tensor | None, key_name: str) -> Tensor:
+    """Remove the contribution of a per-input-channel constant code (zero offsets) from a conv result.
+
+    ``conv(constant field)`` is one value per output channel away from the borders (where the receptive
+    field meets the conv's zero padding it differs), so it is subtracted as a per-channel constant plus a
+    correction on the border rows and columns only: no full extra pass over the output.
+    """
+    if per_channel is None:
         return y
-    key = (tuple(input_shape[-2:]), y.dtype, y.device)
+    key = (key_name, tuple(input_shape[-2:]), y.dtype, y.device)
     cache = conv.__dict__.setdefault("_offset_cache", {})
     if key not in cache:
-        field = conv.zero_codes.to(device=y.device, dtype=y.dtype).view(1, -1, 1, 1).expand(1, -1, *input_shape[-2:])
-        cache.clear()
-        cache[key] = F.conv2d(field, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return y - cache[key]
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = _constant_map(conv, per_channel.to(device=y.device, dtype=y.dtype), tuple(input_shape[-2:]))
+    uniform, border, (top, bottom, left, right) = cache[key]
+    y = y.sub_(uniform)  # y is a fresh conv output
+    if border is not None:
+        h, w = y.shape[-2:]
+        if top:
+            y[..., :top, :] -= border[..., :top, :]
+        if bottom:
+            y[..., h - bottom :, :] -= border[..., h - bottom :, :]
+        if left:
+            y[..., top : h - bottom, :left] -= border[..., top : h - bottom, :left]
+        if right:
+            y[..., top : h - bottom, w - right :] -= border[..., top : h - bottom, w - right :]
+    return y
+
+
+def _constant_map(conv: SpikeConv, per_channel: Tensor, hw: tuple[int, int]):
+    """``(uniform [1, C_out, 1, 1], border map or None, (top, bottom, left, right) border widths)``."""
+    field = per_channel.view(1, -1, 1, 1).expand(1, -1, *hw)
+    full = F.conv2d(field, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    widths = []
+    for axis in (0, 1):
+        size, out = hw[axis], full.shape[2 + axis]
+        k = (conv.kernel_size[axis] - 1) * conv.dilation[axis] + 1
+        s, p = conv.stride[axis], conv.padding[axis]
+        low = sum(1 for o in range(out) if o * s - p < 0)
+        high = sum(1 for o in range(out) if o * s - p + k > size)
+        widths += [low, high]
+    top, bottom, left, right = widths
+    h, w = full.shape[-2:]
+    if top + bottom >= h or left + right >= w:  # no interior: subtract the whole map
+        return full, None, (0, 0, 0, 0)
+    uniform = full[..., top : top + 1, left : left + 1].clone()
+    if not any(widths):
+        return uniform, None, (0, 0, 0, 0)
+    return uniform, full - uniform, (top, bottom, left, right)
 
 
 # -- conversion ----------------------------------------------------------------------------------
@@ -218,7 +252,6 @@ def fold_conv(conv: SpikeConv, terms: list[tuple[SpikeTrain, int]]) -> None:
     """Fold each train's per-channel ``scale / N`` into ``conv``'s weight and record its input terms."""
     name = getattr(conv, "report_name", "conv")
     factor = torch.full((conv.in_channels,), float("nan"), dtype=torch.float64, device=conv.weight.device)
-    zeros = torch.zeros(conv.in_channels, dtype=torch.float64, device=conv.weight.device)
     specs = []
     for train, off in terms:
         f = train.factor(torch.float64)
@@ -230,8 +263,6 @@ def fold_conv(conv: SpikeConv, terms: list[tuple[SpikeTrain, int]]) -> None:
                 "give the summed neurons equal N and scale"
             )
         factor[off : off + train.channels] = f
-        # the value is (q - zero) / N and the conv receives q - offset: (zero - offset) / N is a constant
-        zeros[off : off + train.channels] += train.code.zero - train.code.offset
         c = train.code
         specs.append(InputTerm(off, train.channels, c.levels, c.n, c.zero, c.encoding, train.scale is not None, c.rest))
     if bool(torch.isnan(factor).any()):
@@ -245,8 +276,21 @@ def fold_conv(conv: SpikeConv, terms: list[tuple[SpikeTrain, int]]) -> None:
         g, cg = conv.groups, conv.in_channels // conv.groups
         w = (w.view(g, -1, cg, *w.shape[2:]) * factor.view(g, 1, cg, 1, 1)).view_as(w)
     conv.weight.data = w.to(conv.weight.dtype)
+    _set_terms(conv, specs)
+
+
+def _set_terms(conv: SpikeConv, specs: list[InputTerm]) -> None:
+    """Record a conv's input terms and the constant codes each path must remove: the value is
+    ``(q - zero) * scale / N``; the integer path convolves ``q``, the bit-plane path ``q - offset``."""
+    zeros = torch.zeros(conv.in_channels, dtype=torch.float64)
+    plane_zeros = torch.zeros_like(zeros)
+    for s in specs:
+        code = SpikeCode(s.levels, s.n, s.zero, s.encoding, s.rest)
+        zeros[s.offset : s.offset + s.channels] += code.zero
+        plane_zeros[s.offset : s.offset + s.channels] += code.zero - code.offset
     conv.input_terms = specs
     conv.zero_codes = zeros.to(conv.weight.dtype) if bool(zeros.any()) else None
+    conv.plane_offsets = plane_zeros.to(conv.weight.dtype) if bool(plane_zeros.any()) else None
 
 
 def restore_conversion(model: nn.Module, terms: dict[str, list[dict]]) -> None:
@@ -256,12 +300,7 @@ def restore_conversion(model: nn.Module, terms: dict[str, list[dict]]) -> None:
         conv = modules.get(name)
         if not isinstance(conv, SpikeConv):
             raise SpikedetError(f"converted weights name a conv {name!r} that the model does not have")
-        conv.input_terms = [InputTerm(**s) for s in specs]
-        zeros = torch.zeros(conv.in_channels, dtype=conv.weight.dtype)
-        for s in conv.input_terms:
-            code = SpikeCode(s.levels, s.n, s.zero, s.encoding, s.rest)
-            zeros[s.offset : s.offset + s.channels] += code.zero - code.offset
-        conv.zero_codes = zeros if bool(zeros.any()) else None
+        _set_terms(conv, [InputTerm(**s) for s in specs])
     model.converted = True
 
 

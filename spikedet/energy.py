@@ -81,11 +81,29 @@ class EnergyRecorder:
         self.histograms = histograms
         self.passes: list[list[_ConvPass]] = []
         self.batch = 1
+        self._hist_cache: dict = {}
 
     def start_pass(self, batch: int) -> None:
         self.batch = max(int(batch), 1)
         self.passes.append([])
         self._cursor = 0
+        self._hist_cache = {}
+
+    def histogram(self, codes: Tensor, levels: int) -> Tensor:
+        """Per-image code histogram of a spike tensor, reused when the same train feeds several convs.
+
+        The cache holds the last few tensors themselves (so an id is never reused by a new tensor while
+        cached) and stays small: a train consumed again much later is simply counted again.
+        """
+        key = (id(codes), levels)
+        entry = self._hist_cache.get(key)
+        if entry is not None and entry[0] is codes:
+            return entry[1]
+        hist = code_histograms(codes, self.batch, levels)
+        self._hist_cache[key] = (codes, hist)
+        while len(self._hist_cache) > 8:
+            self._hist_cache.pop(next(iter(self._hist_cache)))
+        return hist
 
     def next_report(self, constants: EnergyConstants | None = None, image: str | None = None) -> "EnergyReport":
         """The report of the next image of the last pass (for consumers that get results one image at a time)."""
@@ -178,7 +196,7 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
     for train, _ in terms:
         code = train.code if recorder.counting == "auto" else replace(train.code, encoding=recorder.counting)
         encodings.add(code.encoding)
-        hist = code_histograms(train.codes, b, code.levels)
+        hist = recorder.histogram(train.codes, code.levels)
         table = _spike_table(code)
         spikes += (hist.double() * table).sum(1)
         if recorder.histograms:
@@ -207,9 +225,10 @@ def code_histograms(codes: Tensor, batch: int, levels: int) -> Tensor:
 
     ``codes`` is ``[rows, C, H, W]`` with ``rows = T * batch`` (time major) or ``[..., C, H, W]``.
     """
+    if batch == 1:  # int32 indices count faster than int64 on CPU
+        return torch.bincount(codes.reshape(-1).to(torch.int32), minlength=levels + 1)[: levels + 1].view(1, -1).cpu()
     q = codes.reshape(-1, *codes.shape[-3:]) if codes.dim() != 4 else codes
-    rows = q.shape[0]
-    per = _per_image(rows, batch)
+    per = _per_image(q.shape[0], batch)
     q = q.reshape(per, batch, -1).transpose(0, 1).reshape(batch, -1).to(torch.int64)
     offsets = torch.arange(batch, device=q.device).view(-1, 1) * (levels + 1)
     hist = torch.bincount((q + offsets).flatten(), minlength=batch * (levels + 1))

@@ -26,10 +26,11 @@ class SpikeConv(nn.Conv2d):
 
     trained_macs_per_pixel: int | None = None
     # Set by the bit-plane converter (spikedet.bitplane): the spike trains this conv was converted for
-    # (weights then hold W * scale / N per input channel), the summed zero-code offsets per input channel,
-    # and the execution path in spike mode.
+    # (weights then hold W * scale / N per input channel), the constant codes per input channel that the
+    # integer and the bit-plane paths remove (zero offsets), and the execution path in spike mode.
     input_terms: list | None = None
     zero_codes: Tensor | None = None
+    plane_offsets: Tensor | None = None
     spike_path: str = "integer"
     report_name: str = ""
 

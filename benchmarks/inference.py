@@ -1,0 +1,132 @@
+"""Batch-1 inference latency on CPU, every execution path of one model, measured in one run.
+
+Rows (ratios against the ANN twin, measured in the same process):
+
+- ANN twin: the same re-parameterized network with every spiking neuron replaced by its ANN activation
+  (ReLU for SpikeYOLO's neurons, SiLU for A2S neurons), float forward;
+- integer spiking model: the converted model on its integer path (the serving path);
+- integer + energy accounting: the same inside ``spikedet.energy.measure`` (spike counts per layer);
+- bit-plane simulation: the converted model convolving every 0/1 (or -1/0/+1) spike plane;
+- ONNX Runtime: the integer model exported to ONNX, on onnxruntime's CPU provider.
+
+Usage::
+
+    python benchmarks/inference.py [--model weights/yolov5n-a2s.safetensors | spikeyolo-n.yaml] [--imgsz 640]
+        [--repeats 10] [--bitplane-repeats 2] [--threads N]
+
+Goals (issue 4): integer <= 1.10x the ANN twin; energy accounting adds <= 10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ann_twin(model: nn.Module) -> nn.Module:
+    """The model with every spiking neuron replaced by the ANN activation it stands for."""
+    from spikedet.a2s import A2SNeuron
+    from spikedet.neurons import SpikingNeuron
+
+    twin = copy.deepcopy(model).float().eval()
+    for name, module in list(twin.named_modules()):
+        if isinstance(module, SpikingNeuron):
+            parent_name, _, child = name.rpartition(".")
+            parent = twin.get_submodule(parent_name) if parent_name else twin
+            setattr(parent, child, nn.SiLU() if isinstance(module, A2SNeuron) and module.transfer == "silu" else nn.ReLU())
+    return twin
+
+
+def timed(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "weights" / "yolov5n-a2s.safetensors"))
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--bitplane-repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--no-onnx", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    import spikedet  # noqa: F401
+    from spikedet import bitplane, energy
+    from spikedet.weights import load_module
+    from spikedet.workflow import default_sample_dir, load_batch
+
+    model = load_module(args.model).float().eval()
+    if not getattr(model, "converted", False):
+        model.reparameterize()
+    image, _ = load_batch(default_sample_dir(), args.imgsz, 1)
+    twin = ann_twin(model)
+    converted = model if getattr(model, "converted", False) else bitplane.convert(model, image)
+
+    rows = []
+    with torch.inference_mode():
+        t_ann = timed(lambda: twin(image), args.repeats)
+        rows.append(("ANN twin (float, activations instead of neurons)", t_ann))
+        bitplane.set_spike_mode(converted, "integer")
+        t_int = timed(lambda: converted(image), args.repeats)
+        rows.append(("integer spiking model", t_int))
+
+        def with_energy():
+            with energy.measure(converted) as recorder:
+                converted(image)
+            recorder.reports()
+
+        t_energy = timed(with_energy, args.repeats)
+        rows.append(("integer + energy accounting", t_energy))
+        bitplane.set_spike_mode(converted, "bitplane")
+        t_bp = timed(lambda: converted(image), args.bitplane_repeats)
+        rows.append(("bit-plane simulation", t_bp))
+        bitplane.set_spike_mode(converted, "integer")
+
+    if not args.no_onnx:
+        import onnxruntime as ort
+
+        from spikedet.export import export_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_onnx(converted, Path(tmp) / "m.onnx", args.imgsz)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = args.threads
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            feed = {"images": image.numpy()}
+            rows.append(("ONNX Runtime (integer model)", timed(lambda: session.run(None, feed), args.repeats)))
+
+    cpu = platform.processor() or platform.machine()
+    print(f"model {Path(args.model).name}, batch 1, {args.imgsz}x{args.imgsz}, CPU {cpu}, {args.threads} threads, "
+          f"torch {torch.__version__}")
+    print()
+    print("| path | median latency | vs ANN twin |")
+    print("|---|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds * 1e3:.1f} ms | {seconds / t_ann:.2f}x |")
+    print()
+    print(f"energy accounting adds {100 * (t_energy / t_int - 1):.1f} % to the integer path "
+          f"(goal <= 10 %); integer path {t_int / t_ann:.2f}x the ANN twin (goal <= 1.10x)")
+
+
+if __name__ == "__main__":
+    main()

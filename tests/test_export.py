@@ -1,0 +1,39 @@
+"""ONNX export of the integer spiking model, checked with onnxruntime on coco8 images."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from spikedet.assets import asset_dir
+
+DEFAULT = asset_dir("weights") / "yolov5n-a2s.safetensors"
+
+
+@pytest.mark.skipif(not DEFAULT.is_file(), reason="the default weights are not installed")
+def test_onnx_matches_pytorch_on_coco8(tmp_path):
+    out = tmp_path / "model.onnx"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spikedet", "export", str(DEFAULT), "-o", str(out), "imgsz=320", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    check = json.loads(proc.stdout)["check"]
+    assert out.stat().st_size > 1_000_000 and check["images"] == 4 and check["codes_total"] > 1_000_000
+    # float32 sums in another order flip codes on rounding boundaries, and flips propagate (see spikedet.export);
+    # the thresholds bound that, and the detections must still mostly agree
+    assert check["mismatch_rate"] < 0.25
+    assert check["boxes_compared"] >= 5 and check["agreement"] >= 0.7
+
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"images": np.zeros((1, 3, 320, 320), np.float32)})
+    assert y.shape == (1, 84, 6300)
+
+
+def test_export_refuses_bad_sizes(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "spikedet", "export", "imgsz=100"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "multiple of 32" in proc.stderr
