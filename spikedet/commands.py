@@ -8,7 +8,7 @@ from pathlib import Path
 from spikedet.assets import resolve_data, resolve_weights
 from spikedet.cli import Invocation, Setting, UsageError, command, emit_json
 
-DEVICE_HELP = "cpu, 0, 0,1 ... (default: first GPU if any, else cpu)"
+DEVICE_HELP = "cpu, 0, cuda:0 ... (default: the first GPU if there is one, else cpu)"
 
 
 def _out(text: str = "") -> None:
@@ -30,7 +30,7 @@ def _ultralytics_args(inv: Invocation, *ours: str) -> dict:
     settings={
         "model": Setting("str", "spikeyolo-n.yaml", "model YAML (spikeyolo-s.yaml) or weights"),
         "imgsz": Setting("size", 640, "image size the MACs are counted at", minimum=32, maximum=8192),
-        "device": Setting("str", "cpu", DEVICE_HELP),
+        "device": Setting("str", None, DEVICE_HELP),
     },
     examples=("spikedet info spikeyolo-s.yaml", "spikedet info spikeyolo-n.yaml imgsz=320 --json"),
 )
@@ -38,7 +38,9 @@ def cmd_info(inv: Invocation) -> int:
     from spikedet.opcount import layer_table
     from spikedet.weights import load_module
 
-    model = load_module(inv.settings["model"], device="cpu")
+    from spikedet.workflow import select_device
+
+    model = load_module(inv.settings["model"], device=select_device(inv.settings["device"]))
     imgsz = inv.settings["imgsz"]
     size = tuple(imgsz) if isinstance(imgsz, list) else (imgsz, imgsz)
     if size[0] % 32 or size[1] % 32:
@@ -222,7 +224,7 @@ def _metrics_dict(metrics) -> dict:
     settings={
         "source": Setting("str", None, "image (default: Ultralytics' bus.jpg)"),
         "model": Setting("str", None, "weights (default: the shipped weights or $SPIKEDET_WEIGHTS)"),
-        "device": Setting("str", "cpu", DEVICE_HELP),
+        "device": Setting("str", None, DEVICE_HELP),
     },
     examples=("spikedet demo", "spikedet demo source=photo.jpg --json"),
 )
@@ -278,16 +280,18 @@ def cmd_demo(inv: Invocation) -> int:
         "source": Setting("str", None, "images checked for equivalence (default: the shipped coco8 val images)"),
         "imgsz": Setting("int", 320, "image size of the check (float64 is slow at 640)", minimum=32, maximum=4096),
         "images": Setting("int", 2, "how many images the check uses", minimum=1, maximum=1000),
+        "device": Setting("str", None, DEVICE_HELP),
     },
     examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",),
 )
 def cmd_convert(inv: Invocation) -> int:
     from spikedet.weights import load_module, save_safetensors
-    from spikedet.workflow import convert_and_verify, default_sample_dir, load_batch
+    from spikedet.workflow import convert_and_verify, default_sample_dir, load_batch, select_device
 
     s = inv.settings
     if not s["model"]:
         raise UsageError("give the trained weights: spikedet convert WEIGHTS [-o OUT]")
+    device = select_device(s["device"])
     weights = resolve_weights(s["model"])
     if s["imgsz"] % 32:
         raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
@@ -298,7 +302,8 @@ def cmd_convert(inv: Invocation) -> int:
     if getattr(model, "converted", False):
         raise UsageError(f"{str(weights)!r} is already a converted bit-plane model")
     images, files = load_batch(s["source"] or default_sample_dir(), s["imgsz"], s["images"])
-    converted, report = convert_and_verify(model, images, files, s["imgsz"])
+    converted, report = convert_and_verify(model.to(device), images.to(device), files, s["imgsz"])
+    converted = converted.cpu()
     result = {"weights": str(weights), **report.as_dict()}
     if report.passed:
         save_safetensors(converted, output, extra={"converted_from": weights.name})
@@ -325,7 +330,7 @@ def _energy_settings() -> dict:
         "model": Setting("str", None, "weights (default: the shipped weights or $SPIKEDET_WEIGHTS)"),
         "source": Setting("str", None, "image, folder or glob (default: Ultralytics' bus.jpg)"),
         "imgsz": Setting("int", 640, "inference size", minimum=32, maximum=4096),
-        "device": Setting("str", "cpu", DEVICE_HELP),
+        "device": Setting("str", None, DEVICE_HELP),
         "conf": Setting("float", 0.25, "detection confidence threshold", minimum=0, maximum=1),
         "counting": Setting("choice", "auto", "spike counting: neuron's own, bit planes, or unary", choices=("auto", "binary", "unary")),
         "path": Setting("choice", "integer", "execution path (same spikes either way)", choices=("integer", "bitplane")),
@@ -425,6 +430,7 @@ from spikedet import service_commands  # noqa: E402,F401
         "bits": Setting("int", None, "instead of n: per-layer N giving codes of this many bits", minimum=2, maximum=16),
         "rest": Setting("choice", "mode", "which code sends no spikes (signed encodings)", choices=("mode", "zero")),
         "percentile": Setting("float", 99.99, "calibration percentile of each layer's range D", minimum=50, maximum=100),
+        "device": Setting("str", None, DEVICE_HELP),
     },
     examples=(
         "spikedet a2s weights/yolov5n.pt source=path/to/coco/train2017 -o yolov5n-a2s.safetensors",
@@ -445,7 +451,10 @@ def cmd_a2s(inv: Invocation) -> int:
     output = Path(s["output"] or weights.with_name(weights.stem + "-a2s.safetensors"))
     if output.suffix.lower() != ".safetensors":
         raise UsageError(f"output must end in .safetensors, got {str(output)!r}")
-    ann = load_module(weights).float().eval()
+    from spikedet.workflow import select_device
+
+    device = select_device(s["device"])
+    ann = load_module(weights).float().eval().to(device)
     if not a2s.activation_sites(ann):
         raise UsageError(f"{str(weights)!r} has no SiLU activations to convert (is it already spiking?)")
     ann.reparameterize()
@@ -453,9 +462,10 @@ def cmd_a2s(inv: Invocation) -> int:
 
     source = s["source"] or default_sample_dir().parent / "train"
     images, files = load_batch(source, s["imgsz"], s["images"])
+    images = images.to(device)
     cfg = a2s.A2SConfig(encoding=s["encoding"], n=s["n"], bits=s["bits"], rest=s["rest"], percentile=s["percentile"])
     stats = a2s.calibrate(ann, images, percentile=s["percentile"])
-    snn = a2s.convert_ann(ann, stats, cfg, images[:1])
+    snn = a2s.convert_ann(ann, stats, cfg, images[:1]).cpu()
     extra = {"a2s": cfg.as_dict(), "ann": weights.name, "calibration_images": len(files), "calibration_imgsz": s["imgsz"]}
     save_safetensors(snn, output, extra=extra)
     codes = [m.code for _, m in snn.neurons()]
@@ -482,6 +492,7 @@ def cmd_a2s(inv: Invocation) -> int:
         "opset": Setting("int", 17, "ONNX opset", minimum=13, maximum=21),
         "source": Setting("str", None, "images for the check (default: the shipped coco8 val images)"),
         "codes": Setting("bool", False, "also output every neuron's codes (for analysis)"),
+        "device": Setting("str", "cpu", "device of the export and of the PyTorch side of the check"),
     },
     examples=("spikedet export weights/yolov5n-a2s.safetensors -o yolov5n-a2s.onnx imgsz=640",),
 )
@@ -490,16 +501,17 @@ def cmd_export(inv: Invocation) -> int:
 
     from spikedet.export import check_onnx, export_onnx
     from spikedet.weights import load_module
-    from spikedet.workflow import default_sample_dir, ensure_spiking, load_batch
+    from spikedet.workflow import default_sample_dir, ensure_spiking, load_batch, select_device
 
     s = inv.settings
     if s["imgsz"] % 32:
         raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
+    device = select_device(s["device"])
     weights = resolve_weights(s["model"])
     output = Path(s["output"] or weights.with_suffix(".onnx"))
     if output.suffix.lower() != ".onnx":
         raise UsageError(f"output must end in .onnx, got {str(output)!r}")
-    model = ensure_spiking(load_module(weights), "integer")
+    model = ensure_spiking(load_module(weights), "integer").to(device)
     export_onnx(model, output, s["imgsz"], s["opset"], with_codes=s["codes"])
     images, files = load_batch(s["source"] or default_sample_dir(), s["imgsz"], 4)
     with tempfile.TemporaryDirectory() as tmp:

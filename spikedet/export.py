@@ -50,7 +50,8 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int
     if path.suffix.lower() != ".onnx":
         raise SpikedetError(f"output must end in .onnx, got {str(path)!r}")
     wrapper = _Exportable(model, with_codes).eval()
-    dummy = torch.zeros(1, 3, imgsz, imgsz, dtype=next(model.parameters()).dtype)
+    param = next(model.parameters())
+    dummy = torch.zeros(1, 3, imgsz, imgsz, dtype=param.dtype, device=param.device)
     names = ["output0"] + ([f"codes{i}" for i in range(sum(isinstance(m, SpikingNeuron) for m in model.modules()))] if with_codes else [])
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -92,10 +93,11 @@ def check_onnx(model: nn.Module, path_with_codes: str | Path, images: torch.Tens
     wrapper = _Exportable(model, True).eval()
     total = mismatches = matched = compared = 0
     worst = 0.0
+    param = next(model.parameters())
     for image in images:
-        x = image[None].to(next(model.parameters()).dtype)
-        ours = [t.numpy() for t in wrapper(x)]
-        theirs = session.run(None, {"images": x.numpy()})
+        x = image[None].to(device=param.device, dtype=param.dtype)
+        ours = [t.cpu().numpy() for t in wrapper(x)]
+        theirs = session.run(None, {"images": x.cpu().numpy()})
         total += sum(a.size for a in ours[1:])
         mismatches += sum(int((a != b).sum()) for a, b in zip(ours[1:], theirs[1:]))
         worst = max(worst, float(np.abs(ours[0] - theirs[0]).max()))

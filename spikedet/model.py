@@ -98,6 +98,22 @@ class SpikeDetectionModel(DetectionModel):
     def is_fused(self) -> bool:
         return all(unit.reparameterized for unit in self.modules() if _mergeable(unit))
 
+    def load(self, weights, verbose: bool = True) -> None:
+        """Transfer matching tensors from a checkpoint dict or model (Ultralytics' hook for pretrained weights).
+
+        Ultralytics' own version reads the internals of its Detect head; this one matches by name and shape.
+        """
+        source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
+        theirs = source.float().state_dict()
+        ours = self.state_dict()
+        matched = {k: v for k, v in theirs.items() if k in ours and v.shape == ours[k].shape}
+        self.load_state_dict(matched, strict=False)
+        names = getattr(source, "names", None)
+        if len(matched) == len(ours) and names and self.names == {i: str(i) for i in range(len(self.names))}:
+            self.names = dict(names)
+        if verbose:
+            LOGGER.info(f"Transferred {len(matched)}/{len(ours)} items from pretrained weights")
+
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """All spiking neurons with their module names, in forward order of definition."""
         return [(name, m) for name, m in self.named_modules() if isinstance(m, SpikingNeuron)]

@@ -57,8 +57,9 @@ def layer_table(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> list[La
     """Per top-level layer: parameters (as trained), MACs merged and unmerged, output shape."""
     trained = copy.deepcopy(model).float().eval()
     merged = copy.deepcopy(trained).reparameterize()
-    unmerged_counts = count_conv_macs(trained, imgsz)
-    merged_counts = count_conv_macs(merged, imgsz)
+    device = next(trained.parameters()).device
+    unmerged_counts = count_conv_macs(trained, imgsz, device)
+    merged_counts = count_conv_macs(merged, imgsz, device)
     shapes: dict[int, list[int]] = {}
     hooks = [
         layer.register_forward_hook(lambda mod, i, o, idx=idx: shapes.__setitem__(idx, _shape(o)))
@@ -67,7 +68,7 @@ def layer_table(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> list[La
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     try:
         with torch.no_grad():
-            trained(torch.zeros(1, 3, h, w))
+            trained(torch.zeros(1, 3, h, w, device=device))
     finally:
         for handle in hooks:
             handle.remove()

@@ -171,3 +171,13 @@ def folder_dataset(images: str | Path, names: dict[int, str] | list[str]):
         data = Path(tmp) / "data.yaml"
         data.write_text(yaml.safe_dump({"train": str(out_images), "val": str(out_images), "names": names}), encoding="utf-8")
         yield data
+
+
+def select_device(device: str | None) -> torch.device:
+    """A torch device from a spikedet/Ultralytics device string (``None``/``""``: first GPU, else CPU)."""
+    from ultralytics.utils.torch_utils import select_device as ultralytics_select
+
+    try:
+        return ultralytics_select("" if device is None else str(device), verbose=False)
+    except (ValueError, RuntimeError) as e:
+        raise SpikedetError(str(e).strip().splitlines()[0]) from None

@@ -1,0 +1,97 @@
+"""Training through Ultralytics' engine: resume after an interruption, and the multi-GPU launcher file."""
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def _rows(csv_path: Path) -> list[dict]:
+    with open(csv_path) as f:
+        return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def test_resume_after_interruption_finishes_the_planned_epochs(tmp_path, coco8_yaml):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from spikedet import SpikeYOLO
+
+        model = SpikeYOLO("spikeyolo-t.yaml")
+
+        def stop_after_first_epoch(trainer):
+            if trainer.epoch == 0:
+                raise KeyboardInterrupt  # like Ctrl-C right after the first checkpoint was written
+
+        model.add_callback("on_model_save", stop_after_first_epoch)
+        try:
+            model.train(data={coco8_yaml!r}, epochs=3, imgsz=64, batch=4, workers=0, project={str(tmp_path)!r},
+                        name="run", plots=False, val=True, seed=0)
+        except KeyboardInterrupt:
+            sys.exit(3)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    last = tmp_path / "run" / "weights" / "last.pt"
+    ckpt = torch.load(last, weights_only=False)
+    assert ckpt["epoch"] == 0 and ckpt["optimizer"] is not None
+    first_epoch = _rows(tmp_path / "run" / "results.csv")
+    assert len(first_epoch) == 1
+
+    from spikedet import SpikeYOLO
+
+    resumed = SpikeYOLO(str(last))
+    resumed.train(resume=True)
+    rows = _rows(tmp_path / "run" / "results.csv")
+    assert [int(float(r["epoch"])) for r in rows] == [1, 2, 3]  # nothing lost, nothing repeated
+    assert rows[0] == first_epoch[0]
+    final = torch.load(last, weights_only=False)
+    assert final["epoch"] == -1 and final["optimizer"] is None  # finished: Ultralytics strips the optimizer
+
+
+def test_ddp_launcher_file_builds_spikedets_trainer(tmp_path, coco8_yaml):
+    """Ultralytics' multi-GPU launcher pickles the trainer class into a generated script; run that script
+    (single process, CPU) and check it rebuilds spikedet's trainer and trains spikedet's model."""
+    from ultralytics.utils.dist import generate_ddp_file
+
+    from spikedet.model import SpikeDetectionTrainer
+
+    trainer = SpikeDetectionTrainer(
+        overrides={"model": "spikeyolo-t.yaml", "data": coco8_yaml, "epochs": 1, "imgsz": 64, "batch": 4,
+                   "workers": 0, "project": str(tmp_path), "name": "ddp", "plots": False, "val": False, "device": "cpu"}
+    )
+    file = Path(generate_ddp_file(trainer))
+    try:
+        text = file.read_text()
+        assert 'state["trainer"](cfg=cfg' in text
+        probe = file.with_name(file.stem + "_probe.py")
+        probe.write_text(
+            text.replace("trainer.train()", "print('TRAINER', type(trainer).__module__, type(trainer).__name__)\n    trainer.train()\n"
+                         "    print('MODEL', type(trainer.model).__name__)")
+        )
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        proc = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "TRAINER spikedet.model SpikeDetectionTrainer" in proc.stdout
+        assert "MODEL SpikeDetectionModel" in proc.stdout
+        assert (tmp_path / "ddp" / "weights" / "last.pt").is_file()
+    finally:
+        for f in file.parent.glob(file.stem + "*"):
+            f.unlink(missing_ok=True)
+        file.with_suffix(".pt").unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_small_scale_overfits_coco8():
+    """The slow check of issue 3 (also: python benchmarks/overfit_coco8.py)."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "overfit_coco8.py")], capture_output=True,
+                          text=True, timeout=7200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mAP50 >= 0.5: yes" in proc.stdout
