@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="spikeyolo-t.yaml")
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--project", default=None, help="keep the run here (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -44,7 +44,8 @@ def main(argv=None) -> int:
         model.train(
             data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, workers=0,
             project=args.project or tmp, name="overfit", exist_ok=True, seed=0, plots=False, val=True,
-            optimizer="AdamW", lr0=0.002, warmup_epochs=3, close_mosaic=0, patience=0,
+            # nbs = batch: an optimizer step every batch (Ultralytics otherwise accumulates up to 64 images)
+            optimizer="AdamW", lr0=0.002, warmup_epochs=3, close_mosaic=0, patience=0, nbs=args.batch,
             mosaic=0.0, mixup=0.0, fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, scale=0.0, translate=0.0,
             erasing=0.0, auto_augment=None, cache=True,
         )

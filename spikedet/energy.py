@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
@@ -287,7 +288,7 @@ class EnergyReport:
             "snn_mJ": self.snn_mJ,
             "ann_mJ": self.ann_mJ,
             "ann_merged_mJ": self.ann_merged_mJ,
-            "efficiency": self.efficiency,
+            "efficiency": self.efficiency if math.isfinite(self.efficiency) else None,  # JSON has no infinity
             "macs": self.macs,
             "acs": self.acs,
             "spikes": self.spikes,

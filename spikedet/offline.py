@@ -17,6 +17,8 @@ What :func:`make_offline_safe` does (idempotent, called when ``spikedet`` is imp
 - When Ultralytics was imported first, the same switches are applied to the values it keeps in memory.
 - The fonts Ultralytics' plots ask for (``Arial.ttf``, ``Arial.Unicode.ttf``) are provided from the
   DejaVu Sans copy that ships with matplotlib, so plotting never downloads a font.
+- Ultralytics' ``PIL.Image.open`` patch, which would ``pip install pi-heif`` on the first unidentified image,
+  is undone unless ``pi-heif`` is already installed.
 """
 
 from __future__ import annotations
@@ -60,12 +62,32 @@ def _patch_loaded_ultralytics() -> None:
     if settings is not None:
         # dict.__setitem__ changes the value in memory only: the user's settings file is left alone.
         dict.__setitem__(settings, "sync", False)
+    _restore_pil_open()
     events = sys.modules.get("ultralytics.utils.events")
     if events is not None:
         if offline and hasattr(events, "ONLINE"):
             events.ONLINE = False
         if hasattr(events, "events"):
             events.events.enabled = False
+
+
+def _restore_pil_open() -> None:
+    """Undo Ultralytics' ``PIL.Image.open`` patch when its HEIF plugin is not installed.
+
+    The patch installs ``pi-heif`` at run time the first time Pillow cannot identify a file; offline (or with
+    installs off) that surfaces as an import error instead of Pillow's ``UnidentifiedImageError``. With the
+    plugin installed by the user, the patch stays and HEIF images keep working.
+    """
+    import importlib.util
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is None or importlib.util.find_spec("pi_heif") is not None:
+        return
+    from PIL import Image
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original
 
 
 def _provide_plot_fonts() -> None:
