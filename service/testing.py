@@ -79,15 +79,16 @@ class ThreadServer:
 
 
 @contextlib.contextmanager
-def server_process(weights: str | Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+def server_process(weights: str | Path | None, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
                    host: str = "127.0.0.1", port: int | None = None, ready_timeout: float = 180.0,
                    log_path: str | Path | None = None):
-    """``spikedet serve`` in a subprocess; yields ``(url, process)`` once /readyz answers 200."""
+    """``spikedet serve`` in a subprocess (default weights when ``weights`` is None); yields ``(url, process)``
+    once /readyz answers 200."""
     port = port or free_port(host)
     full_env = {**os.environ, "SPIKEDET_LOG_LEVEL": "warning", **(env or {})}
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    cmd = [sys.executable, "-m", "spikedet", "serve", "--weights", str(weights), "--host", host,
-           "--port", str(port), *args]
+    chosen = () if weights is None else ("--weights", str(weights))
+    cmd = [sys.executable, "-m", "spikedet", "serve", *chosen, "--host", host, "--port", str(port), *args]
     process = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{host}:{port}"
     try:

@@ -383,6 +383,10 @@ def cmd_energy(inv: Invocation) -> int:
     if inv.json:
         emit_json(reports)
     else:
+        snn, ann = sum(r["snn_mJ"] for r in reports), sum(r["ann_mJ"] for r in reports)
+        n = len(reports)
+        _out(f"{n} images: mean SNN {snn / n:.4f} mJ, mean ANN {ann / n:.4f} mJ per image; "
+             f"SNN/ANN {snn / ann:.3f} ({ann / snn:.2f}x)")
         _out(energy.CAVEAT)
     return 0
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from spikedet.assets import asset_dir
 from spikedet.service.app import create_app
 from spikedet.service.settings import Settings, SettingsError
 from spikedet.service.testing import FakeDetector, ThreadServer, server_process, tiny_weights
@@ -560,3 +561,21 @@ def test_serve_refuses_bad_start_up_in_one_line(tmp_path, capsys, tiny):
             assert len(err.splitlines()) == 1 and needle in err, err
     finally:
         busy.close()
+
+
+@pytest.mark.skipif(not (asset_dir("weights") / "yolov5n-a2s.safetensors").is_file(), reason="default weights not installed")
+def test_default_weights_find_the_people_and_the_bus():
+    """`spikedet serve` with no weights given answers bus.jpg with its people and its bus, and the energy."""
+    from ultralytics.utils import ASSETS
+
+    env = {k: v for k, v in SERVER_ENV.items() if not k.startswith("SPIKEDET_IMGSZ")}
+    env["SPIKEDET_WEIGHTS"] = ""
+    with server_process(None, env=env) as (url, _):
+        with open(ASSETS / "bus.jpg", "rb") as f:
+            r = httpx.post(url + "/v1/detect", files={"image": ("bus.jpg", f, "image/jpeg")}, timeout=120)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        names = [d["name"] for d in body["detections"]]
+        assert names.count("person") >= 3 and "bus" in names, names
+        assert body["model"]["weights"] == "yolov5n-a2s.safetensors"
+        assert body["energy"]["snn_mJ"] < body["energy"]["ann_mJ"] and body["energy"]["efficiency"] > 1
