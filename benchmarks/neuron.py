@@ -51,19 +51,20 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def time_fwd_bwd(fn, x, device, repeats: int, warmup: int = 3) -> float:
-    """Median seconds of fn(x).backward(grad) over repeats."""
+def time_fwd_bwd(fns, x, device, repeats: int, warmup: int = 3) -> list[float]:
+    """Median seconds of fn(x).backward(grad) for each fn, interleaved so that both see the same machine."""
     grad = torch.ones(SHAPE, device=device)
-    times = []
+    times = [[] for _ in fns]
     for i in range(warmup + repeats):
-        x.grad = None
-        sync(device)
-        t = time.perf_counter()
-        fn(x).backward(grad)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, samples in zip(fns, times):
+            x.grad = None
+            sync(device)
+            t = time.perf_counter()
+            fn(x).backward(grad)
+            sync(device)
+            if i >= warmup:
+                samples.append(time.perf_counter() - t)
+    return [statistics.median(t) for t in times]
 
 
 def peak_memory(kind: str, device: torch.device) -> int:
@@ -137,15 +138,13 @@ def main(argv=None) -> None:
     x = (torch.randn(SHAPE, device=device) * 2).requires_grad_(True)
     rows = []
 
-    t_relu = time_fwd_bwd(relu, x, device, args.repeats)
-    t_neuron = time_fwd_bwd(neuron, x, device, args.repeats)
+    t_relu, t_neuron = time_fwd_bwd([relu, neuron], x, device, args.repeats)
     rows.append(("(a) neuron fwd+bwd, eager", f"{t_relu * 1e3:.2f} ms", f"{t_neuron * 1e3:.2f} ms", t_neuron / t_relu, 2.5))
 
     if not args.no_compile:
         c_relu = torch.compile(relu)
         c_neuron = torch.compile(neuron)
-        t_crelu = time_fwd_bwd(c_relu, x, device, args.repeats, warmup=3)
-        t_cneuron = time_fwd_bwd(c_neuron, x, device, args.repeats, warmup=3)
+        t_crelu, t_cneuron = time_fwd_bwd([c_relu, c_neuron], x, device, args.repeats, warmup=3)
         rows.append(
             ("(a) neuron fwd+bwd, torch.compile", f"{t_crelu * 1e3:.2f} ms", f"{t_cneuron * 1e3:.2f} ms", t_cneuron / t_crelu, 1.5)
         )

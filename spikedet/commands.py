@@ -245,7 +245,10 @@ def cmd_demo(inv: Invocation) -> int:
         _out("NOTE: no default weights are installed, so this demo runs spikeyolo-t built from its YAML with")
         _out("random weights: the pipeline runs end to end, but its detections are meaningless.")
         weights = "spikeyolo-t.yaml"
-    detector = Detector(weights, device=s["device"], allow_pickle=str(weights).endswith(".pt"))
+    from spikedet.workflow import select_device
+
+    device = select_device(s["device"])
+    detector = Detector(weights, device=str(device), allow_pickle=str(weights).endswith(".pt"))
     result = detector.detect(image)
     info = detector.info()
     if inv.json:
@@ -263,7 +266,7 @@ def cmd_demo(inv: Invocation) -> int:
     _out(f"energy: SNN {e.snn_mJ:.3f} mJ vs ANN {e.ann_mJ:.3f} mJ per image -> {e.efficiency:.2f}x more efficient "
          f"({e.macs / 1e9:.2f} GMACs; {e.acs / 1e9:.2f} GACs from {e.spikes / 1e6:.2f}M spikes)")
     _out(f"        {CAVEAT}")
-    _out(f"time: {result.timing_ms['total']:.0f} ms on {s['device']}")
+    _out(f"time: {result.timing_ms['total']:.0f} ms on {device}")
     return 0
 
 
@@ -430,7 +433,7 @@ from spikedet import service_commands  # noqa: E402,F401
         "images": Setting("int", 32, "how many calibration images", minimum=1, maximum=100000),
         "imgsz": Setting("int", 640, "calibration image size", minimum=32, maximum=4096),
         "encoding": Setting("choice", "naf", "how codes travel as spikes", choices=("naf", "signed", "binary")),
-        "n": Setting("float", 10.0, "codes per unit of activation (N)", minimum=1e-3, maximum=1e6),
+        "n": Setting("float", 20.0, "codes per unit of activation (N)", minimum=1e-3, maximum=1e6),
         "bits": Setting("int", None, "instead of n: per-layer N giving codes of this many bits", minimum=2, maximum=16),
         "rest": Setting("choice", "mode", "which code sends no spikes (signed encodings)", choices=("mode", "zero")),
         "percentile": Setting("float", 99.99, "calibration percentile of each layer's range D", minimum=50, maximum=100),

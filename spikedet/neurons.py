@@ -250,7 +250,7 @@ def popcount(q: Tensor) -> Tensor:
 class _FireSTE(torch.autograd.Function):
     """Quantize with a straight-through gradient on the window ``lo <= U <= hi`` (eq. 16).
 
-    Only a 1-byte boolean mask of the window is saved for backward (no float copy of the input); the
+    Only a 1-byte (uint8 0/1) mask of the window is saved for backward (no float copy of the input); the
     following conv already keeps the output it needs.
     """
 
@@ -263,7 +263,7 @@ class _FireSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         (inside,) = ctx.saved_tensors
-        # bool -> float then an in-place multiply is the fastest exact masking on CPU (where() and
+        # uint8 -> float then an in-place multiply is the fastest exact masking on CPU (where() and
         # masked_fill() are several times slower there).
         return inside.to(grad.dtype).mul_(grad), None
 
@@ -392,15 +392,15 @@ class SpikingNeuron(nn.Module):
         return self._quantize_with_window(u)[0]
 
     def _quantize_with_window(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        """The emitted value and the boolean straight-through window ``lo <= U <= hi``.
+        """The emitted value and the straight-through window ``lo <= U <= hi`` as a uint8 0/1 mask.
 
         The window test is ``clamp(U, lo, hi) == U``, exact at both ends (and False for NaN). It is
-        computed as a float comparison then narrowed to bool, which is faster than a bool-valued compare.
+        computed as a float comparison then narrowed to uint8, faster on CPU than a bool-valued compare.
         """
         c = self.code
         lo, hi = self._window(u)
         clipped = u.clamp(lo, hi)
-        inside = torch.eq(clipped, u, out=torch.empty_like(u)).to(torch.bool)
+        inside = torch.eq(clipped, u, out=torch.empty_like(u)).to(torch.uint8)
         if self.scale is None and c.zero == 0 and self.rounding == "nearest":
             # round(clip(U, 0, D) * N) equals clip(round(U * N), 0, L): D = L/N rounds back to L exactly.
             # Three vectorized in-place passes beat torch.round(decimals=k), which is scalar code on CPU.
