@@ -13,7 +13,7 @@ from torch import nn
 from spikedet.builder import build_layers, load_model_cfg
 from spikedet.errors import SpikedetError
 from spikedet.model import SpikeDetectionModel, SpikeYOLO
-from spikedet.neurons import ILIF, IBRALIF, SpikingNeuron
+from spikedet.neurons import ILIF, IBRALIF
 from spikedet.nn import BLOCKS, register_block
 from spikedet.nn.layers import SpikeConv, SpikingConv
 
@@ -32,17 +32,9 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def neuron_codes(model: nn.Module, x: torch.Tensor):
-    codes = []
-    hooks = [
-        m.register_forward_hook(lambda mod, i, o: codes.append(torch.round(o * mod.N).long()))
-        for m in model.modules() if isinstance(m, SpikingNeuron)
-    ]
-    try:
-        out = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return codes, out
+    from spikedet.bitplane import neuron_codes as codes_and_output
+
+    return codes_and_output(model, x)
 
 
 # -- builder -------------------------------------------------------------------------------------

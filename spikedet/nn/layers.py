@@ -163,7 +163,7 @@ class TimeRepeat(nn.Module):
 
 @register_block(channels="keep", neuron=False, repeatable=False)
 class SpikeUpsample(nn.Module):
-    """Nearest-neighbour upsampling of ``[T, B, C, H, W]`` (spatial axes only)."""
+    """Nearest-neighbour upsampling of the spatial axes of ``[..., C, H, W]`` (``[T, B, C, H, W]`` in SpikeYOLO)."""
 
     def __init__(self, scale: int = 2):
         super().__init__()
@@ -178,7 +178,14 @@ class SpikeUpsample(nn.Module):
 
 @register_block(channels="concat", neuron=False, repeatable=False)
 class SpikeConcat(nn.Module):
-    """Channel concatenation of ``[T, B, C, H, W]`` tensors."""
+    """Concatenation along ``dim``: the channels, dim 2 of ``[T, B, C, H, W]`` (dim 1 for ``[B, C, H, W]``)."""
+
+    def __init__(self, dim: int = 2):
+        super().__init__()
+        self.d = int(dim)
 
     def forward(self, xs: list[Tensor]) -> Tensor:
-        return ops.cat(xs, dim=2)
+        return ops.cat(list(xs), dim=self.d)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.d}"

@@ -24,7 +24,7 @@ from ultralytics.nn.modules.head import Detect
 from ultralytics.utils import LOGGER
 
 from spikedet.nn import ops
-from spikedet.nn.layers import SpikeConv, conv_bn_merge
+from spikedet.nn.layers import SpikeConcat, SpikeConv, SpikeUpsample, conv_bn_merge
 from spikedet.nn.registry import register_block
 
 BN_EPS = 1e-3  # YOLOv5's BatchNorm settings (its initialize_weights sets them on every BN)
@@ -129,34 +129,10 @@ class SPPF(nn.Module):
         return f"k={self.k}"
 
 
-@register_block("V5Concat", channels="concat", neuron=False, repeatable=False)
-class V5Concat(nn.Module):
-    """Concatenation of a list of ``[B, C, H, W]`` tensors along ``dim`` (channels)."""
-
-    def __init__(self, dim: int = 1):
-        super().__init__()
-        self.d = int(dim)
-
-    def forward(self, xs: list[Tensor]) -> Tensor:
-        return ops.cat(list(xs), self.d)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.d}"
-
-
-@register_block("V5Upsample", channels="keep", neuron=False, repeatable=False)
-class V5Upsample(nn.Module):
-    """Nearest-neighbour upsampling of ``[B, C, H, W]`` by an integer factor."""
-
-    def __init__(self, scale: int = 2):
-        super().__init__()
-        self.scale = int(scale)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return ops.upsample(x, self.scale)
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
+# YOLOv5's concatenation and upsampling are spikedet's generic layers, registered under YOLOv5's names too
+# (they work on any ``[..., C, H, W]`` and on spike trains).
+V5Concat = register_block("V5Concat", channels="concat", neuron=False, repeatable=False)(SpikeConcat)
+V5Upsample = register_block("V5Upsample", channels="keep", neuron=False, repeatable=False)(SpikeUpsample)
 
 
 @register_block("V5Detect", channels="detect", neuron=False, repeatable=False)
