@@ -120,7 +120,7 @@ class SpikeSum:
         return list(self.parts)
 
     def describe(self) -> str:
-        return f"sum of {len(self.parts)} trains"
+        return f"sum of {len(self.parts)}"
 
 
 @dataclass
@@ -158,7 +158,7 @@ class SpikeCat:
         return [t for p in self.parts for t in p.trains()]
 
     def describe(self) -> str:
-        return f"concat of {len(self.trains())} trains"
+        return "concat(" + ", ".join(p.describe() for p in self.parts) + ")"
 
 
 Spiking = SpikeTrain | SpikeSum | SpikeCat

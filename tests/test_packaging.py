@@ -1,0 +1,58 @@
+"""A non-editable wheel carries models/, data/, weights/ and the service page, and spikedet finds them there."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_ships_the_assets_and_finds_them(tmp_path):
+    dist = tmp_path / "dist"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(dist)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(dist.glob("spikedet-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "spikedet/models/spikeyolo.yaml",
+        "spikedet/models/yolov5n.yaml",
+        "spikedet/data/coco8.yaml",
+        "spikedet/data/coco.yaml",
+        "spikedet/data/coco8/images/val/000000000036.jpg",
+        "spikedet/data/coco8/labels/val/000000000036.txt",
+        "spikedet/weights/yolov5n-a2s.safetensors",
+        "spikedet/weights/README.md",
+        "spikedet/service/static/index.html",
+        "spikedet/service/app.py",
+    ):
+        assert expected in names, expected
+
+    target = tmp_path / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code = (
+        "import json, spikedet, spikedet.assets as a;"
+        "m = a.resolve_model_yaml('spikeyolo-s.yaml');"
+        "print(json.dumps({'pkg': spikedet.__file__, 'models': str(a.asset_dir('models')), 'model': [str(m[0]), m[1]],"
+        " 'data': a.resolve_data('coco8.yaml'), 'weights': str(a.default_weights())}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SPIKEDET_WEIGHTS"}
+    env["PYTHONPATH"] = str(target)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    inside = str(target / "spikedet")
+    assert found["pkg"].startswith(inside)  # the wheel's copy, not the source checkout
+    assert found["models"] == str(target / "spikedet" / "models")
+    assert found["model"] == [str(target / "spikedet" / "models" / "spikeyolo.yaml"), "s"]
+    assert found["data"] == str(target / "spikedet" / "data" / "coco8.yaml")
+    assert found["weights"] == str(target / "spikedet" / "weights" / "yolov5n-a2s.safetensors")
