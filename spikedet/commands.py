@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 from spikedet.assets import resolve_data, resolve_weights
+from spikedet.errors import SpikedetError
 from spikedet.cli import Invocation, Setting, UsageError, command, emit_json
 
 DEVICE_HELP = "cpu, 0, cuda:0 ... (default: the first GPU if there is one, else cpu)"
@@ -16,8 +18,48 @@ def _out(text: str = "") -> None:
 
 
 def _ultralytics_args(inv: Invocation, *ours: str) -> dict:
-    """The Ultralytics settings of an invocation (those that are not spikedet's own)."""
-    return {k: v for k, v in inv.settings.items() if k not in inv.command.settings and k not in ours}
+    """The Ultralytics settings of an invocation (those that are not spikedet's own), checked for the values
+    Ultralytics only rejects deep inside its loops (image size, batch, device)."""
+    args = {k: v for k, v in inv.settings.items() if k not in inv.command.settings and k not in ours}
+    if "imgsz" in args:
+        size = args["imgsz"]
+        sizes = size if isinstance(size, (list, tuple)) else [size]
+        if not (1 <= len(sizes) <= 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 32 for v in sizes)):
+            raise UsageError(f"imgsz must be an integer >= 32 or [height, width], got {size!r}")
+    if "batch" in args:
+        b = args["batch"]
+        if isinstance(b, bool) or not (b == -1 or (isinstance(b, int) and b >= 1) or (isinstance(b, float) and 0 < b < 1)):
+            raise UsageError(f"batch must be an integer >= 1, -1 (auto) or a fraction of memory in (0, 1), got {b!r}")
+    if args.get("device") not in (None, ""):
+        from spikedet.workflow import select_device
+
+        select_device(args["device"])
+    return args
+
+
+@contextlib.contextmanager
+def _ultralytics_input_errors():
+    """Report input errors that Ultralytics raises while checking data, settings and devices as one line.
+
+    Only exceptions raised by Ultralytics' own checking code count as input errors; anything else is a bug
+    and keeps its traceback.
+    """
+    checking = ("ultralytics/data/utils.py", "ultralytics/cfg/__init__.py", "ultralytics/utils/checks.py",
+                "ultralytics/data/build.py", "ultralytics/data/loaders.py", "ultralytics/engine/trainer.py",
+                "ultralytics/utils/torch_utils.py")
+    try:
+        yield
+    except (RuntimeError, SyntaxError, ValueError, FileNotFoundError, TypeError, KeyError) as e:
+        tb = e.__traceback__
+        files = []
+        while tb is not None:
+            files.append(tb.tb_frame.f_code.co_filename.replace("\\", "/"))
+            tb = tb.tb_next
+        origin = files[-1] if files else ""
+        if isinstance(e, SpikedetError) or any(origin.endswith(c) for c in checking):
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(message.replace("❌", "").strip()) from None
+        raise
 
 
 # -- info ----------------------------------------------------------------------------------------
@@ -104,7 +146,8 @@ def cmd_train(inv: Invocation) -> int:
         model = SpikeYOLO(str(resolve_weights(model_name)))
     if s["data"]:
         args["data"] = resolve_data(s["data"])
-    metrics = model.train(**args)
+    with _ultralytics_input_errors():
+        metrics = model.train(**args)
     trainer = model.trainer
     result = {
         "save_dir": str(trainer.save_dir),
@@ -142,10 +185,11 @@ def cmd_val(inv: Invocation) -> int:
     if Path(s["data"]).is_dir():  # an image folder: labels from .../labels/..., class names from the model
         from spikedet.workflow import folder_dataset
 
-        with folder_dataset(s["data"], dict(model.model.names)) as data:
+        with folder_dataset(s["data"], dict(model.model.names)) as data, _ultralytics_input_errors():
             metrics = model.val(data=str(data), **args)
     else:
-        metrics = model.val(data=resolve_data(s["data"]), **args)
+        with _ultralytics_input_errors():
+            metrics = model.val(data=resolve_data(s["data"]), **args)
     result = {"metrics": _metrics_dict(metrics), "save_dir": str(getattr(metrics, "save_dir", ""))}
     coco_stats = getattr(metrics, "coco", None)
     if coco_stats is not None:
@@ -179,20 +223,20 @@ def cmd_predict(inv: Invocation) -> int:
         raise UsageError(f"source {source!r} not found")
     model = load_detector(s["model"])
     args.setdefault("save", False)
-    results = model.predict(**args, stream=True)
     images = []
-    for r in results:
-        detections = [
-            {"class_id": int(c), "name": r.names[int(c)], "confidence": round(float(p), 4),
-             "box": {k: round(float(v), 1) for k, v in zip(("x1", "y1", "x2", "y2"), xyxy)}}
-            for xyxy, p, c in zip(r.boxes.xyxy.tolist(), r.boxes.conf.tolist(), r.boxes.cls.tolist())
-        ]
-        images.append({"image": r.path, "width": r.orig_shape[1], "height": r.orig_shape[0], "detections": detections})
-        if not inv.json:
-            _out(f"{r.path}: {len(detections)} detections")
-            for d in detections:
-                b = d["box"]
-                _out(f"  {d['name']:<16} {d['confidence']:.2f}  [{b['x1']:.0f}, {b['y1']:.0f}, {b['x2']:.0f}, {b['y2']:.0f}]")
+    with _ultralytics_input_errors():
+        for r in model.predict(**args, stream=True):
+            detections = [
+                {"class_id": int(c), "name": r.names[int(c)], "confidence": round(float(p), 4),
+                 "box": {k: round(float(v), 1) for k, v in zip(("x1", "y1", "x2", "y2"), xyxy)}}
+                for xyxy, p, c in zip(r.boxes.xyxy.tolist(), r.boxes.conf.tolist(), r.boxes.cls.tolist())
+            ]
+            images.append({"image": r.path, "width": r.orig_shape[1], "height": r.orig_shape[0], "detections": detections})
+            if not inv.json:
+                _out(f"{r.path}: {len(detections)} detections")
+                for d in detections:
+                    b = d["box"]
+                    _out(f"  {d['name']:<16} {d['confidence']:.2f}  [{b['x1']:.0f}, {b['y1']:.0f}, {b['x2']:.0f}, {b['y2']:.0f}]")
     if inv.json:
         emit_json(images)
     return 0

@@ -66,6 +66,10 @@ def test_flags_and_ultralytics_settings_are_validated():
         (["val", "coco8.yaml", "model=missing.pt"], "weights file 'missing.pt' not found"),
         (["predict", "model=missing.pt", "source=nope.jpg"], "source 'nope.jpg' not found"),
         (["train"], "give the data YAML"),
+        (["train", "nothere.yaml", "model=spikeyolo-t.yaml"], "'nothere.yaml' does not exist"),
+        (["train", "coco8.yaml", "imgsz=abc"], "imgsz must be an integer"),
+        (["val", "coco8.yaml", "model=yolov5n-a2s.safetensors", "batch=0"], "batch must be"),
+        (["predict", "source=README.md"], "No images or videos found"),
         (["frobnicate"], "unknown command 'frobnicate'"),
     ],
 )
