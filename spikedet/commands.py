@@ -58,7 +58,7 @@ def _ultralytics_input_errors():
         origin = files[-1] if files else ""
         if isinstance(e, SpikedetError) or any(origin.endswith(c) for c in checking):
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(message.replace("❌", "").strip()) from None
+            raise UsageError(" ".join(message.replace("\u274c", "").split())) from None
         raise
 
 
