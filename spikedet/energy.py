@@ -226,8 +226,9 @@ def code_histograms(codes: Tensor, batch: int, levels: int) -> Tensor:
 
     ``codes`` is ``[rows, C, H, W]`` with ``rows = T * batch`` (time major) or ``[..., C, H, W]``.
     """
-    if batch == 1:  # int32 indices count faster than int64 on CPU
-        return torch.bincount(codes.reshape(-1).to(torch.int32), minlength=levels + 1)[: levels + 1].view(1, -1).cpu()
+    if batch == 1:  # the narrowest integer type that holds the codes counts fastest on CPU
+        narrow = torch.uint8 if levels < 256 else torch.int16 if levels < 32768 else torch.int32
+        return torch.bincount(codes.reshape(-1).to(narrow), minlength=levels + 1)[: levels + 1].view(1, -1).cpu()
     q = codes.reshape(-1, *codes.shape[-3:]) if codes.dim() != 4 else codes
     per = _per_image(q.shape[0], batch)
     q = q.reshape(per, batch, -1).transpose(0, 1).reshape(batch, -1).to(torch.int64)
