@@ -29,7 +29,7 @@ class CodeHistograms:
     def __init__(self, model: nn.Module):
         self.hist: dict[str, np.ndarray] = {}
         self.levels: dict[str, int] = {}
-        self.encoding: dict[str, str] = {}
+        self.codes: dict = {}
         self._handles = []
         for name, m in model.named_modules():
             if isinstance(m, SpikingNeuron):
@@ -43,7 +43,7 @@ class CodeHistograms:
             counts = torch.bincount(out.codes.reshape(-1).long(), minlength=levels + 1)[: levels + 1].cpu().numpy()
             self.hist[name] = self.hist.get(name, 0) + counts
             self.levels[name] = levels
-            self.encoding[name] = out.code.encoding
+            self.codes[name] = out.code
 
         return hook
 
@@ -55,17 +55,19 @@ class CodeHistograms:
         rows = []
         for name, counts in self.hist.items():
             total = counts.sum()
+            code = self.codes[name]
             codes = np.arange(len(counts))
             cdf = np.cumsum(counts) / max(total, 1)
-            popcounts = np.array([bin(int(c)).count("1") for c in codes])
-            spikes = popcounts if self.encoding[name] == "binary" else codes
+            spikes = code.spike_table().numpy()  # spikes per code under the neuron's own encoding
             rows.append({
                 "neuron": name,
                 "levels": int(self.levels[name]),
+                "zero_code": int(code.zero),
+                "encoding": code.encoding,
                 "mean_code": float((codes * counts).sum() / max(total, 1)),
                 "p99_code": int(np.searchsorted(cdf, 0.99)),
                 "max_code": int(codes[counts > 0].max()) if total else 0,
-                "zero_fraction": float(counts[0] / max(total, 1)),
+                "zero_fraction": float(counts[code.zero] / max(total, 1)),  # codes standing for the value 0
                 "saturated_fraction": float(counts[-1] / max(total, 1)),
                 "spikes_per_element": float((spikes * counts).sum() / max(total, 1)),
                 "range_used": float((int(np.searchsorted(cdf, 0.99)) + 1) / (self.levels[name] + 1)),
@@ -83,10 +85,12 @@ def analyze(model: nn.Module, detector, files: list[str], output: Path, settings
     histograms = CodeHistograms(model)
     layer_totals: dict[str, dict] = {}
     try:
+        from spikedet.workflow import predict_each
+
         with energy.measure(model, settings["counting"]) as recorder:
-            for r in detector.predict(files, stream=True, imgsz=settings["imgsz"], conf=settings["conf"],
-                                      device=settings["device"], verbose=False):
-                for layer in recorder.next_report(constants, r.path).layers:
+            for file, _ in predict_each(detector, files, imgsz=settings["imgsz"], conf=settings["conf"],
+                                        device=settings["device"]):
+                for layer in recorder.next_report(constants, file).layers:
                     t = layer_totals.setdefault(layer.name, {"name": layer.name, "input": layer.input, "macs": 0.0,
                                                              "spikes": 0.0, "input_elements": 0.0, "acs": 0.0,
                                                              "energy_mJ": 0.0, "ann_mJ": 0.0})

@@ -235,6 +235,8 @@ def convert(model: nn.Module, sample: Tensor) -> nn.Module:
     The input structure of every conv is read from a trace of ``sample``; it does not depend on the image
     content, only on the architecture.
     """
+    if getattr(model, "converted", False):
+        raise SpikedetError("the model is already converted (its weights hold W / N): convert the trained model")
     converted = copy.deepcopy(model).eval()
     if hasattr(converted, "reparameterize") and not _is_reparameterized(converted):
         converted.reparameterize()

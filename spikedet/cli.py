@@ -100,6 +100,7 @@ class Command:
     settings: dict[str, Setting] = field(default_factory=dict)
     ultralytics_mode: str | None = None  # accept every Ultralytics setting of this mode
     examples: tuple[str, ...] = ()
+    json_output: bool = True  # the command prints machine-readable JSON with --json
 
 
 @dataclass
@@ -294,14 +295,17 @@ def _usage() -> str:
 
 def _command_help(cmd: Command) -> str:
     main = f" [{cmd.main}]" if cmd.main else ""
-    lines = [f"usage: spikedet {cmd.name}{main} [key=value ...] [--json]", "", cmd.help, ""]
+    json_flag = " [--json]" if cmd.json_output else ""
+    lines = [f"usage: spikedet {cmd.name}{main} [key=value ...]{json_flag}", "", cmd.help, ""]
     if cmd.settings:
         lines.append("settings:")
         for key, s in cmd.settings.items():
             choice = f" ({'|'.join(s.choices)})" if s.choices else ""
             lines.append(f"  {key}={s.default!r}{choice}  {s.help}")
     if cmd.ultralytics_mode:
-        lines.append(f"  ... and every Ultralytics {cmd.ultralytics_mode} setting (epochs=, imgsz=, batch=, device= ...)")
+        examples = {"train": "epochs=, imgsz=, batch=, device=, lr0=, resume=", "val": "imgsz=, batch=, conf=, iou=, device=",
+                    "predict": "source=, imgsz=, conf=, iou=, device=, save="}[cmd.ultralytics_mode]
+        lines.append(f"  ... and every Ultralytics {cmd.ultralytics_mode} setting ({examples} ...)")
     if cmd.examples:
         lines += ["", "examples:"] + [f"  {e}" for e in cmd.examples]
     return "\n".join(lines)
@@ -311,18 +315,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from spikedet import commands  # noqa: F401  (registers the commands)
 
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
-        return 0
-    if argv[0] in ("-V", "--version", "version"):
-        from spikedet import __version__
-
-        print(f"spikedet {__version__}")
-        return 0
-    if argv[0] in COMMANDS and any(a in ("-h", "--help") for a in argv[1:]):
-        print(_command_help(COMMANDS[argv[0]]))
-        return 0
     try:
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(_usage())
+            return 0
+        if argv[0] in ("-V", "--version", "version"):
+            from spikedet import __version__
+
+            print(f"spikedet {__version__}")
+            return 0
+        if argv[0] in COMMANDS and any(a in ("-h", "--help") for a in argv[1:]):
+            print(_command_help(COMMANDS[argv[0]]))
+            return 0
         with stdout_to_stderr("--json" in argv):
             invocation = parse_args(argv)
             code = invocation.command.handler(invocation)
@@ -334,4 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spikedet {argv[0]}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `spikedet info ... | head`: the reader has gone, nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 

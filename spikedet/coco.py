@@ -90,7 +90,8 @@ def evaluate(
     """Run pycocotools' ``COCOeval`` (bbox). Returns ``(stats, printed summary)``.
 
     ``stats`` has the twelve standard numbers (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl);
-    with no predictions at all every number is 0.
+    with no predictions at all every number is 0. A number pycocotools cannot define (no ground truth in
+    that area range: its -1) is None.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -114,5 +115,5 @@ def evaluate(
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    stats = {k: float(max(v, 0.0)) for k, v in zip(STAT_NAMES, evaluator.stats)}
+    stats = {k: (None if v < 0 else float(v)) for k, v in zip(STAT_NAMES, evaluator.stats)}
     return stats, "\n".join(line for line in buffer.getvalue().splitlines() if line.startswith(" Average"))

@@ -90,7 +90,11 @@ def cmd_info(inv: Invocation) -> int:
     rows = layer_table(model, size)
     params = sum(p.numel() for p in model.parameters())
     macs, macs_unmerged = sum(r.macs for r in rows), sum(r.macs_unmerged for r in rows)
-    neuron = dict(model.yaml.get("neuron") or {})
+    from spikedet.detector import describe_model
+
+    neuron = describe_model(model)["neuron"]
+    merged_already = bool(getattr(model, "is_fused", lambda: False)()) and any(
+        getattr(m, "trained_macs_per_pixel", None) for m in model.modules())
     summary = {
         "model": str(inv.settings["model"]),
         "scale": model.yaml.get("scale"),
@@ -100,6 +104,7 @@ def cmd_info(inv: Invocation) -> int:
         "macs": macs,
         "macs_unmerged": macs_unmerged,
         "neuron": neuron,
+        "reparameterized_weights": merged_already,
         "layers": [r.as_dict() for r in rows],
     }
     if inv.json:
@@ -111,6 +116,9 @@ def cmd_info(inv: Invocation) -> int:
         _out(f"{r.index:>3} {str(r.source):>12} {r.repeats:>2} {r.block:<14} {r.params:>12,} {r.macs:>16,} {r.macs_unmerged:>16,}  {r.output_shape}")
     _out(f"parameters {params:,} ({params / 1e6:.2f}M); MACs at {size[0]}x{size[1]}: {macs / 1e9:.2f}G re-parameterized, "
          f"{macs_unmerged / 1e9:.2f}G as trained")
+    if merged_already:
+        _out("note: these weights are already re-parameterized (merged convs): parameters and 'as trained' MACs are "
+             "those of the merged network; run info on the trained checkpoint or YAML for the training-time figures")
     return 0
 
 
@@ -143,7 +151,13 @@ def cmd_train(inv: Invocation) -> int:
         load_model_cfg(model_name)  # fail fast with a clear message
         model = SpikeYOLO(model_name)
     else:
-        model = SpikeYOLO(str(resolve_weights(model_name)))
+        from spikedet.weights import load_detector
+
+        model = load_detector(model_name)
+        ckpt = model.ckpt or {}
+        if args.get("resume") is True and not (ckpt.get("epoch", -1) >= 0 and ckpt.get("optimizer") is not None):
+            raise UsageError(f"{model_name!r} is not an interrupted training run (it finished, or has no optimizer state): "
+                             "nothing to resume; train from it without resume=True")
     if s["data"]:
         args["data"] = resolve_data(s["data"])
     with _ultralytics_input_errors():
@@ -200,7 +214,7 @@ def cmd_val(inv: Invocation) -> int:
         m = result["metrics"]
         _out(f"Ultralytics: mAP50 {m.get('metrics/mAP50(B)', 0):.4f}  mAP50-95 {m.get('metrics/mAP50-95(B)', 0):.4f}")
         if coco_stats is not None:
-            _out("pycocotools: " + "  ".join(f"{k} {v:.4f}" for k, v in coco_stats.items()))
+            _out("pycocotools: " + "  ".join(f"{k} {'n/a' if v is None else f'{v:.4f}'}" for k, v in coco_stats.items()))
     return 0
 
 
@@ -221,6 +235,11 @@ def cmd_predict(inv: Invocation) -> int:
     source = args["source"]
     if isinstance(source, str) and "://" not in source and not source.isdigit() and not Path(source).exists():
         raise UsageError(f"source {source!r} not found")
+    if isinstance(source, str) and Path(source).is_file() and Path(source).suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
+        import cv2
+
+        if cv2.imread(source) is None:
+            raise UsageError(f"cannot read image {source!r}")
     model = load_detector(s["model"])
     args.setdefault("save", False)
     images = []
@@ -299,8 +318,12 @@ def cmd_demo(inv: Invocation) -> int:
         emit_json(result.to_dict())
         return 0
     neuron = info["neuron"]
-    _out(f"model: {info['weights']} ({info['architecture']}, {info['parameters']:,} parameters, "
-         f"{neuron['layers']} spiking layers: {', '.join(neuron['types'])}, T={neuron['T']}, L={neuron['L']}, N={neuron['N']})")
+    if neuron["layers"]:
+        _out(f"model: {info['weights']} ({info['architecture']}, {info['parameters']:,} parameters, "
+             f"{neuron['layers']} spiking layers: {', '.join(neuron['types'])}, T={neuron['T']}, L={neuron['L']}, N={neuron['N']})")
+    else:
+        _out(f"model: {info['weights']} ({info['architecture']}, {info['parameters']:,} parameters): an ANN with no spiking "
+             "neurons, so its energy is the ANN's (convert it with spikedet a2s)")
     _out(f"image: {source} ({result.width}x{result.height})")
     _out(f"{len(result.detections)} detections:")
     for d in result.detections:
@@ -323,7 +346,7 @@ def cmd_demo(inv: Invocation) -> int:
     main_setting="model",
     settings={
         "model": Setting("str", None, "trained weights (.pt or .safetensors)"),
-        "output": Setting("str", None, "output .safetensors (default: <weights>-bitplane.safetensors)"),
+        "output": Setting("str", None, "output .safetensors (default: ./<weights name>-bitplane.safetensors)"),
         "source": Setting("str", None, "images checked for equivalence (default: the shipped coco8 val images)"),
         "imgsz": Setting("int", 320, "image size of the check (float64 is slow at 640)", minimum=32, maximum=4096),
         "images": Setting("int", 2, "how many images the check uses", minimum=1, maximum=1000),
@@ -342,7 +365,7 @@ def cmd_convert(inv: Invocation) -> int:
     weights = resolve_weights(s["model"])
     if s["imgsz"] % 32:
         raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
-    output = Path(s["output"] or weights.with_name(weights.stem + "-bitplane.safetensors"))
+    output = Path(s["output"] or weights.stem + "-bitplane.safetensors")  # default: the current folder
     if output.suffix.lower() != ".safetensors":
         raise UsageError(f"output must end in .safetensors, got {str(output)!r}")
     model = load_module(weights)
@@ -417,14 +440,16 @@ def cmd_energy(inv: Invocation) -> int:
     constants = energy.EnergyConstants(e_mac_pj=s["e_mac"], e_ac_pj=s["e_ac"])
     module, detector = _spiking_detector(s)
     reports = []
+    from spikedet.workflow import predict_each
+
     with energy.measure(module, s["counting"]) as recorder:
-        for r in detector.predict(files, stream=True, imgsz=s["imgsz"], conf=s["conf"], device=s["device"], verbose=False):
-            report = recorder.next_report(constants, r.path)
+        for file, r in predict_each(detector, files, imgsz=s["imgsz"], conf=s["conf"], device=s["device"]):
+            report = recorder.next_report(constants, file)
             entry = report.to_dict(layers=True)
             entry["detections"] = len(r.boxes)
             reports.append(entry)
             if not inv.json:
-                _out(f"{r.path}: {len(r.boxes)} detections; {report.summary()}")
+                _out(f"{file}: {len(r.boxes)} detections; {report.summary()}")
                 if s["layers"]:
                     _out(report.table())
     if inv.json:
@@ -432,8 +457,9 @@ def cmd_energy(inv: Invocation) -> int:
     else:
         snn, ann = sum(r["snn_mJ"] for r in reports), sum(r["ann_mJ"] for r in reports)
         n = len(reports)
-        _out(f"{n} images: mean SNN {snn / n:.4f} mJ, mean ANN {ann / n:.4f} mJ per image; "
-             f"SNN/ANN {snn / ann:.3f} ({ann / snn:.2f}x)")
+        ratio = f"SNN/ANN {snn / ann:.3f}" if ann > 0 else "SNN/ANN n/a (ANN energy 0)"
+        gain = f" ({ann / snn:.2f}x)" if snn > 0 and ann > 0 else ""
+        _out(f"{n} images: mean SNN {snn / n:.4f} mJ, mean ANN {ann / n:.4f} mJ per image; {ratio}{gain}")
         _out(energy.CAVEAT)
     return 0
 
@@ -472,7 +498,7 @@ from spikedet import service_commands  # noqa: E402,F401
     main_setting="model",
     settings={
         "model": Setting("str", None, "the ANN: a yolov5 checkpoint (.pt, loaded without its code) or spikedet weights"),
-        "output": Setting("str", None, "output .safetensors (default: <weights>-a2s.safetensors)"),
+        "output": Setting("str", None, "output .safetensors (default: ./<weights name>-a2s.safetensors)"),
         "source": Setting("str", None, "calibration images (default: the shipped coco8 train images)"),
         "images": Setting("int", 32, "how many calibration images", minimum=1, maximum=100000),
         "imgsz": Setting("int", 640, "calibration image size", minimum=32, maximum=4096),
@@ -485,7 +511,7 @@ from spikedet import service_commands  # noqa: E402,F401
     },
     examples=(
         "spikedet a2s weights/yolov5n.pt source=path/to/coco/train2017 -o yolov5n-a2s.safetensors",
-        "spikedet a2s weights/yolov5n.pt encoding=binary n=100 rest=zero   (the plain shifted-SiLU neuron)",
+        "spikedet a2s weights/yolov5n.pt encoding=binary n=100 rest=zero -o shifted.safetensors   (a plain shifted-SiLU neuron)",
     ),
 )
 def cmd_a2s(inv: Invocation) -> int:
@@ -498,8 +524,10 @@ def cmd_a2s(inv: Invocation) -> int:
         raise UsageError("give the ANN weights: spikedet a2s ANN_WEIGHTS [-o OUT]")
     if s["rest"] == "mode" and s["encoding"] == "binary":
         raise UsageError("rest=mode needs a signed encoding (naf or signed); use rest=zero with encoding=binary")
+    if s["imgsz"] % 32:
+        raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
     weights = resolve_weights(s["model"])
-    output = Path(s["output"] or weights.with_name(weights.stem + "-a2s.safetensors"))
+    output = Path(s["output"] or weights.stem + "-a2s.safetensors")  # default: the current folder
     if output.suffix.lower() != ".safetensors":
         raise UsageError(f"output must end in .safetensors, got {str(output)!r}")
     from spikedet.workflow import select_device
@@ -538,7 +566,7 @@ def cmd_a2s(inv: Invocation) -> int:
     main_setting="model",
     settings={
         "model": Setting("str", None, "weights (default: the shipped weights or $SPIKEDET_WEIGHTS)"),
-        "output": Setting("str", None, "output .onnx (default: <weights>.onnx)"),
+        "output": Setting("str", None, "output .onnx (default: ./<weights name>.onnx)"),
         "imgsz": Setting("int", 640, "fixed input size (square)", minimum=32, maximum=4096),
         "opset": Setting("int", 17, "ONNX opset", minimum=13, maximum=21),
         "source": Setting("str", None, "images for the check (default: the shipped coco8 val images)"),
@@ -559,7 +587,7 @@ def cmd_export(inv: Invocation) -> int:
         raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
     device = select_device(s["device"])
     weights = resolve_weights(s["model"])
-    output = Path(s["output"] or weights.with_suffix(".onnx"))
+    output = Path(s["output"] or weights.stem + ".onnx")  # default: the current folder
     if output.suffix.lower() != ".onnx":
         raise UsageError(f"output must end in .onnx, got {str(output)!r}")
     model = ensure_spiking(load_module(weights), "integer").to(device)

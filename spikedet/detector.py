@@ -148,12 +148,12 @@ def describe_model(module, weights: Path | None = None) -> dict:
             "L": levels[0] if len(levels) == 1 else [levels[0], levels[-1]] if levels else None,
             "N": ns[0] if len(ns) == 1 else [ns[0], ns[-1]] if ns else None,
             "D": neurons[0].D if len(levels) == 1 and len(ns) == 1 and neurons else None,
-            "B": max((n.B for n in neurons), default=None),
+            "B": max((n.code.planes for n in neurons), default=None),  # spike planes per timestep
             "zero_offset": any(n.code.zero for n in neurons),
         },
         "parameters": int(sum(p.numel() for p in module.parameters())),
         "classes": len(module.names),
-        "names": {int(k): v for k, v in dict(module.names).items()},
+        "names": {int(k): v for k, v in dict(getattr(module, "names", {}) or {}).items()},
         "stride": [int(s) for s in getattr(module, "stride", torch.tensor([32])).tolist()],
     }
     return info

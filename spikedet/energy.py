@@ -7,8 +7,9 @@ Method (the one this line of work uses; reference doc, section 3):
 - a conv whose input is real-valued (the first conv, on the image) costs ``E_MAC * MACs``;
 - a conv whose input is spikes costs ``E_AC * ACs`` with ``ACs = MACs * fr``, where the firing rate ``fr``
   is the mean number of spikes per input element: the mean popcount of the codes for binary (bit-plane,
-  IBRA-LIF) counting, the mean code for unary (thermometer, I-LIF) counting; summed over the trains of a
-  residual sum and over timesteps;
+  IBRA-LIF) counting, the mean code for unary (thermometer, I-LIF) counting, the mean number of nonzero
+  digits for signed and NAF codes; summed over the trains of a residual sum; with ``T > 1`` the SNN's MACs
+  and input elements count every timestep, the ANN's MACs once;
 - ``ann_mJ``: the trained network run as an ANN in its cheapest form (a merged conv is charged at the MACs of
   the chain it replaced when that is cheaper), every op a MAC; ``ann_merged_mJ``: SpikeYOLO's convention, the
   merged network with every op a MAC; ``efficiency = ann_mJ / snn_mJ``.
@@ -65,6 +66,7 @@ class _ConvPass:
     kind: str
     macs: list[float]
     ann_macs: list[float]
+    merged_macs: list[float]
     spikes: list[float]
     elements: list[float]
     encoding: str
@@ -163,14 +165,18 @@ def _per_image(total_rows: int, batch: int) -> int:
     return max(total_rows // batch, 1)
 
 
-def _macs(conv, y: Tensor, batch: int) -> tuple[float, float]:
+def _macs(conv, y: Tensor, batch: int) -> tuple[float, float, float]:
+    """``(SNN MACs, cheapest ANN MACs, merged ANN MACs)`` of one image.
+
+    The SNN runs every conv once per timestep (``rows = T x batch``); the ANN it is compared with runs once.
+    """
     rows = y.shape[0] if y.dim() == 4 else 1
     reps = rows / batch
-    macs = conv.macs(tuple(y.shape[-2:])) * reps
-    cheapest = macs
+    once = conv.macs(tuple(y.shape[-2:]))
+    cheapest = once
     if conv.trained_macs_per_pixel is not None:
-        cheapest = min(macs, conv.trained_macs_per_pixel * y.shape[-2] * y.shape[-1] * reps)
-    return macs, cheapest
+        cheapest = min(once, conv.trained_macs_per_pixel * y.shape[-2] * y.shape[-1])
+    return once * reps, cheapest, once
 
 
 def record_real_conv(conv, x: Tensor, y: Tensor) -> None:
@@ -178,10 +184,11 @@ def record_real_conv(conv, x: Tensor, y: Tensor) -> None:
     if recorder is None:
         return
     b = recorder.batch
-    macs, cheapest = _macs(conv, y, b)
+    macs, cheapest, merged = _macs(conv, y, b)
     elements = x[0].numel() * _per_image(x.shape[0], b)
     recorder.current.append(
-        _ConvPass(getattr(conv, "report_name", ""), "real", [macs] * b, [cheapest] * b, [0.0] * b, [float(elements)] * b, "real", [])
+        _ConvPass(getattr(conv, "report_name", ""), "real", [macs] * b, [cheapest] * b, [merged] * b, [0.0] * b,
+                  [float(elements)] * b, "real", [])
     )
 
 
@@ -190,12 +197,13 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
     if recorder is None:
         return
     b = recorder.batch
-    macs, cheapest = _macs(conv, y, b)
+    macs, cheapest, merged = _macs(conv, y, b)
     spikes = torch.zeros(b, dtype=torch.float64)
     histograms = {}
     encodings = set()
     for train, _ in terms:
-        code = train.code if recorder.counting == "auto" else replace(train.code, encoding=recorder.counting)
+        # counting as another encoding reads the raw codes q (zero offset included, no rest code)
+        code = train.code if recorder.counting == "auto" else replace(train.code, encoding=recorder.counting, rest=None)
         encodings.add(code.encoding)
         hist = recorder.histogram(train.codes, code.levels)
         table = _spike_table(code)
@@ -212,6 +220,7 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
             x.describe(),
             [macs] * b,
             [cheapest] * b,
+            [merged] * b,
             spikes.tolist(),
             [float(elements)] * b,
             "/".join(sorted(encodings)),
@@ -333,7 +342,7 @@ def _report(records: list[_ConvPass], i: int, constants: EnergyConstants, counti
         layers.append(LayerEnergy(r.name, r.kind, macs, spikes, elements, fr, acs, energy, r.ann_macs[i], r.encoding))
     snn = sum(l.energy_mJ for l in layers)
     ann = e_mac * sum(l.ann_macs for l in layers)
-    merged = e_mac * sum(l.macs for l in layers)
+    merged = e_mac * sum(r.merged_macs[i] for r in records)
     return EnergyReport(
         image=image,
         snn_mJ=snn,
@@ -358,6 +367,7 @@ def estimate_energy(
     names: list[str] | None = None,
 ) -> list[EnergyReport]:
     """Energy reports for a batch of preprocessed images ``[B, 3, H, W]`` (model in spike mode)."""
+    param = next(model.parameters())
     with measure(model, counting) as recorder:
-        model(images.to(next(model.parameters()).dtype))
+        model(images.to(device=param.device, dtype=param.dtype))
     return recorder.reports(constants, names)

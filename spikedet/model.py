@@ -220,6 +220,15 @@ class SpikeDetectionValidator(DetectionValidator):
         return stats
 
 
+def _resolve_data_arg(kwargs: dict) -> dict:
+    data = kwargs.get("data")
+    if isinstance(data, (str, Path)) and str(data):
+        from spikedet.assets import resolve_data
+
+        kwargs = {**kwargs, "data": resolve_data(data)}
+    return kwargs
+
+
 def _image_shape(file: str) -> tuple[int, int]:
     """(height, width) of an image as Ultralytics reads it (EXIF orientation applied), from its header."""
     from PIL import Image
@@ -255,6 +264,14 @@ class SpikeYOLO(Model):
                 "predictor": DetectionPredictor,
             }
         }
+
+    def train(self, trainer=None, **kwargs):
+        """Ultralytics' ``train``, with data names looked up as spikedet does (a path, else ``data/``)."""
+        return super().train(trainer=trainer, **_resolve_data_arg(kwargs))
+
+    def val(self, validator=None, **kwargs):
+        """Ultralytics' ``val``, with data names looked up as spikedet does (a path, else ``data/``)."""
+        return super().val(validator=validator, **_resolve_data_arg(kwargs))
 
     def _load(self, weights: str, task: str | None = None) -> None:
         """``.safetensors`` files are spikedet's own (no pickle); anything else goes to Ultralytics."""

@@ -13,7 +13,9 @@ What :func:`make_offline_safe` does (idempotent, called when ``spikedet`` is imp
 - ``NO_ALBUMENTATIONS_UPDATE=1``: albumentations checks PyPI for a newer version on import otherwise.
 - ``YOLO_CONFIG_DIR`` defaults to spikedet's own config directory (``$SPIKEDET_CONFIG_DIR``, else
   ``$XDG_CONFIG_HOME/spikedet``, else ``~/.config/spikedet``) so Ultralytics' settings file and fonts live
-  in a predictable place; a ``YOLO_CONFIG_DIR`` set by the user wins.
+  in a predictable place; a ``YOLO_CONFIG_DIR`` set by the user wins. A new settings file there starts with
+  runs, datasets and weights folders relative to the current folder (as for a pip install of Ultralytics),
+  not inside whatever git checkout holds the virtual environment.
 - When Ultralytics was imported first, the same switches are applied to the values it keeps in memory.
 - The fonts Ultralytics' plots ask for (``Arial.ttf``, ``Arial.Unicode.ttf``) are provided from the
   DejaVu Sans copy that ships with matplotlib, so plotting never downloads a font.
@@ -43,7 +45,51 @@ def _set_environment() -> None:
     os.environ["YOLO_AUTOINSTALL"] = "0"
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(spikedet_config_dir()))
+    if "YOLO_CONFIG_DIR" not in os.environ:
+        os.environ["YOLO_CONFIG_DIR"] = str(spikedet_config_dir())
+        if "ultralytics.utils" not in sys.modules:
+            _seed_settings(spikedet_config_dir() / "Ultralytics" / "settings.json")
+
+
+def _seed_settings(path: Path) -> None:
+    """Write Ultralytics' settings file in spikedet's own config dir before Ultralytics creates it.
+
+    Ultralytics derives its run, dataset and weight folders from the git repository it finds above its own
+    install path. When spikedet's virtual environment lives inside a git checkout (``make demo`` puts it in
+    the clone), that repository is spikedet's, and every run would land in the checkout and downloads in
+    ``weights/``. The seed gives the folders a pip install has (``runs``, ``datasets``, ``weights``,
+    relative to the current folder) and ``sync`` off; every other value is Ultralytics' default.
+    """
+    if path.exists():
+        return
+    import hashlib
+    import json
+    import uuid
+
+    settings = {
+        "settings_version": "0.0.8",
+        "datasets_dir": "datasets",
+        "weights_dir": "weights",
+        "runs_dir": "runs",
+        "uuid": hashlib.sha256(str(uuid.getnode()).encode()).hexdigest(),
+        "sync": False,
+        "api_key": "",
+        "openai_api_key": "",
+        "clearml": True,
+        "comet": True,
+        "dvc": True,
+        "mlflow": True,
+        "raytune": True,
+        "tensorboard": False,
+        "wandb": False,
+        "vscode_msg": True,
+        "openvino_msg": True,
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    except OSError:  # an unwritable config dir: Ultralytics falls back to its own defaults
+        pass
 
 
 def _patch_loaded_ultralytics() -> None:

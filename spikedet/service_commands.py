@@ -29,12 +29,32 @@ def check_weights(weights: str | None, allow_pickle: bool) -> Path | None:
         resolve_model_yaml(weights)
         return None
     path = resolve_weights(weights)
-    if path.suffix.lower() == ".pt" and not allow_pickle:
+    suffix = path.suffix.lower()
+    if suffix == ".pt" and not allow_pickle:
         raise UsageError(
             f"{str(path)!r} is a pickle, which runs code when loaded: convert it to safetensors (spikedet convert) "
             "or opt in with --allow-pickle (SPIKEDET_ALLOW_PICKLE=1)"
         )
+    if suffix == ".safetensors":
+        from spikedet.weights import read_config
+
+        read_config(path)  # header and config only: a corrupt or foreign file fails here, before the port opens
+    elif suffix == ".pt":
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise UsageError(f"{str(path)!r} is not a PyTorch checkpoint (not a zip archive)")
+    else:
+        raise UsageError(f"unsupported weights format {suffix!r} for {str(path)!r} (expected .safetensors or .pt)")
     return path
+
+
+def check_device(device: str | None) -> None:
+    """A device that does not exist is a one-line error before anything starts."""
+    if device not in (None, ""):
+        from spikedet.workflow import select_device
+
+        select_device(device)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -75,6 +95,7 @@ def bind(host: str, port: int) -> socket.socket:
         "log_level": Setting("choice", None, "uvicorn log level " + _env_default("log_level", "info"),
                              choices=("critical", "error", "warning", "info", "debug")),
     },
+    json_output=False,
     examples=(
         "spikedet serve --weights best-bitplane.safetensors",
         "spikedet serve --host 0.0.0.0 --port 8080 workers=2 torch_threads=4",
@@ -91,6 +112,7 @@ def cmd_serve(inv: Invocation) -> int:
     allow_pickle = s.pop("allow_pickle") or None  # the flag can only turn it on; the environment may too
     settings = Settings.from_env(allow_pickle=allow_pickle, **s)
     check_weights(settings.weights, settings.allow_pickle)
+    check_device(settings.device)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -142,6 +164,7 @@ def cmd_webcam(inv: Invocation) -> int:
     if port is None and s["output"] is None:
         port = 8001
     check_weights(s["weights"], s["allow_pickle"])
+    check_device(s["device"])
     webcam.parse_source(s["source"])  # a missing file fails before the model loads
     if s["output"] is not None:
         out = Path(s["output"])

@@ -13,7 +13,9 @@ Formats:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -39,7 +41,8 @@ def load_module(name: str | Path, device: str = "cpu") -> nn.Module:
     if _is_yolov5(path):
         from spikedet.yolov5_import import load_yolov5_checkpoint
 
-        return load_yolov5_checkpoint(path).to(device)
+        with _readable(path):
+            return load_yolov5_checkpoint(path).to(device)
     return load_detector(path).model.to(device)
 
 
@@ -60,7 +63,21 @@ def load_detector(weights: str | Path | None):
         raise SpikedetError(f"unsupported weights format {path.suffix!r} for {str(path)!r} (expected .pt or .safetensors)")
     if _is_yolov5(path):  # the yolov5 repository's checkpoints load through spikedet's restricted unpickler
         return SpikeYOLO(load_module(path))
-    return SpikeYOLO(str(path))
+    with _readable(path):
+        return SpikeYOLO(str(path))
+
+
+@contextlib.contextmanager
+def _readable(path: Path):
+    """Turn the errors of reading a corrupt or foreign weights file into one clear :class:`SpikedetError`."""
+    try:
+        yield
+    except SpikedetError:
+        raise
+    except (pickle.UnpicklingError, EOFError, RuntimeError, TypeError, ValueError, KeyError, AttributeError,
+            OSError, ModuleNotFoundError, json.JSONDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SpikedetError(f"cannot load {str(path)!r}: not usable spikedet/Ultralytics weights ({type(e).__name__}: {first})") from None
 
 
 def model_state(model: nn.Module) -> str:
@@ -102,21 +119,37 @@ def read_config(path: str | Path) -> dict:
     """The spikedet config stored in a safetensors file's metadata."""
     from safetensors import safe_open
 
+    if Path(path).is_dir():
+        raise SpikedetError(f"{str(path)!r} is a folder, not a weights file")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise SpikedetError(f"{str(path)!r} is not a readable safetensors file: {e}") from None
+        raise SpikedetError(f"{str(path)!r} is not a readable safetensors file: {str(e).splitlines()[0] if str(e) else e!r}") from None
     if "spikedet" not in metadata:
         raise SpikedetError(f"{str(path)!r} has no spikedet config in its metadata (not a spikedet model)")
-    config = json.loads(metadata["spikedet"])
-    if config.get("format") != FORMAT or int(config.get("version", 0)) > FORMAT_VERSION:
-        raise SpikedetError(f"{str(path)!r}: unsupported spikedet weights format {config.get('format')} v{config.get('version')}")
+    try:
+        config = json.loads(metadata["spikedet"])
+    except json.JSONDecodeError:
+        raise SpikedetError(f"{str(path)!r}: the spikedet config in its metadata is not valid JSON") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("version"), int):
+        raise SpikedetError(f"{str(path)!r}: not a spikedet weights config")
+    if config["version"] > FORMAT_VERSION:
+        raise SpikedetError(f"{str(path)!r}: spikedet weights format v{config['version']} is newer than this spikedet reads")
+    missing = [k for k in ("yaml", "names", "state", "neurons") if k not in config]
+    if missing:
+        raise SpikedetError(f"{str(path)!r}: the spikedet config lacks {', '.join(missing)}")
     return config
 
 
 def load_safetensors(path: str | Path) -> nn.Module:
     """Rebuild a spikedet model from safetensors + config (no pickle involved)."""
+    config = read_config(path)
+    with _readable(Path(path)):
+        return _build_from_config(path, config)
+
+
+def _build_from_config(path, config: dict) -> nn.Module:
     from safetensors.torch import load_file
 
     import spikedet.a2s  # noqa: F401  (registers the A2S neuron type)
@@ -124,7 +157,6 @@ def load_safetensors(path: str | Path) -> nn.Module:
     from spikedet.model import SpikeDetectionModel
     from spikedet.neurons import SpikingNeuron, neuron_from_spec
 
-    config = read_config(path)
     model = SpikeDetectionModel(config["yaml"], verbose=False).eval()
     if config["state"] in ("reparameterized", "converted"):
         model.reparameterize()

@@ -181,3 +181,18 @@ def select_device(device: str | None) -> torch.device:
         return ultralytics_select("" if device is None else str(device), verbose=False)
     except (ValueError, RuntimeError) as e:
         raise SpikedetError(str(e).strip().splitlines()[0]) from None
+
+
+def predict_each(detector, files: list[str], **kwargs):
+    """``(file, result)`` for each image, one forward pass per image.
+
+    Each image is letterboxed on its own (the minimal rectangle, as ``predict``, the demo and the service
+    do), so per-image figures such as energy do not depend on which other images were passed along.
+    """
+    import cv2
+
+    for file in files:
+        image = cv2.imread(str(file))
+        if image is None:
+            raise SpikedetError(f"cannot read image {str(file)!r}")
+        yield file, detector.predict(image, verbose=False, **kwargs)[0]

@@ -96,7 +96,7 @@ def test_info_json_on_stdout_only():
     report = json.loads(proc.stdout)
     assert report["params"] == sum(layer["params"] for layer in report["layers"])
     assert report["macs"] >= report["macs_unmerged"] > 0
-    assert report["scale"] == "t" and report["neuron"]["type"] == "IBRALIF"
+    assert report["scale"] == "t" and report["neuron"]["types"] == ["IBRALIF"] and report["neuron"]["L"] == 511
 
 
 def test_info_paper_parameter_counts():

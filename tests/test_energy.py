@@ -89,6 +89,13 @@ def test_energy_command_prints_one_json_object_per_image(trained_checkpoint, coc
     assert proc.returncode == 0, proc.stderr[-2000:]
     reports = json.loads(proc.stdout)
     assert len(reports) == 4 and all(r["constants"]["e_ac_pj"] == 0.5 for r in reports)
+    # each image is measured on its own: the same figures as when it is given alone
+    first = sorted(coco8_val_images.glob("*.jpg"))[0]
+    alone = subprocess.run(
+        [sys.executable, "-m", "spikedet", "energy", str(trained_checkpoint), f"source={first}", "imgsz=64", "e_ac=0.5", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert json.loads(alone.stdout)[0]["snn_mJ"] == pytest.approx(reports[0]["snn_mJ"])
     for r in reports:
         assert r["efficiency"] == pytest.approx(r["ann_mJ"] / r["snn_mJ"])
         assert r["snn_mJ"] == pytest.approx(sum(l["energy_mJ"] for l in r["layers"]))
@@ -108,3 +115,33 @@ def test_analyze_writes_plots_and_rates(trained_checkpoint, coco8_val_images, tm
     summary = json.loads((out / "analysis.json").read_text())
     assert summary["neurons"] and all(0 <= n["zero_fraction"] <= 1 for n in summary["neurons"])
     assert (out / "code_histograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ann_reference_runs_once_when_the_snn_runs_T_timesteps():
+    from spikedet.builder import load_model_cfg
+    from spikedet.model import SpikeDetectionModel
+
+    x = torch.rand(1, 3, 64, 64)
+    reports = {}
+    for T in (1, 2):
+        cfg = load_model_cfg("spikeyolo-t.yaml")
+        cfg["neuron"] = {"type": "IBRALIF", "D": 5.11, "N": 100, "T": T}
+        torch.manual_seed(0)
+        model = SpikeDetectionModel(cfg, verbose=False).eval()
+        reports[T] = energy.estimate_energy(bitplane.convert(model, x), x)[0]
+    assert reports[2].ann_mJ == pytest.approx(reports[1].ann_mJ)
+    assert reports[2].ann_merged_mJ == pytest.approx(reports[1].ann_merged_mJ)
+    assert reports[2].macs == pytest.approx(2 * reports[1].macs)  # every conv runs once per timestep
+
+
+def test_counting_override_on_signed_codes_with_a_rest_code():
+    from spikedet.neurons import SpikeCode
+
+    from test_bitplane import Graph
+
+    net = Graph(SpikeCode(330, 100.0, 30, "naf", rest=28), SpikeCode(400, 100.0, 30, "naf"), SpikeCode(45, 10.0, 3, "naf"))
+    x = torch.rand(1, 3, 8, 8)
+    converted = bitplane.convert(net, x)
+    naf = energy.estimate_energy(converted, x)[0]
+    binary = energy.estimate_energy(converted, x, counting="binary")[0]
+    assert binary.counting == "binary" and binary.spikes > naf.spikes > 0  # raw codes carry the zero offset
