@@ -69,12 +69,14 @@ def measure_energy(snn, files: list[str], imgsz: int) -> dict:
     from spikedet.model import SpikeYOLO
     from spikedet.workflow import ensure_spiking
 
+    from spikedet.workflow import predict_each
+
     spiking = ensure_spiking(snn, "integer")
     detector = SpikeYOLO(spiking)
     snn_mj = ann_mj = spikes = elements = 0.0
     with energy.measure(spiking) as recorder:
-        for r in detector.predict(files, stream=True, imgsz=imgsz, conf=0.25, verbose=False):
-            report = recorder.next_report(None, r.path)
+        for file, _ in predict_each(detector, files, imgsz=imgsz, conf=0.25):  # each image on its own, as spikedet energy
+            report = recorder.next_report(None, file)
             snn_mj += report.snn_mJ
             ann_mj += report.ann_mJ
             for layer in report.layers:
@@ -113,7 +115,6 @@ def main(argv=None) -> list[dict]:
     rows = []
     t = time.perf_counter()
     base = evaluate(ann, val, names, args.imgsz, args.batch)
-    ann_energy = measure_energy(ann, files, args.imgsz) if False else None
     rows.append({"name": "ANN (YOLOv5n)", "desc": "SiLU, float", **base, "energy_ratio": 1.0, "spikes_per_element": float("nan"),
                  "seconds": time.perf_counter() - t})
     print(f"ANN: AP {base['AP']:.4f} AP50 {base['AP50']:.4f}", file=sys.stderr, flush=True)
