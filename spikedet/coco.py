@@ -5,7 +5,8 @@
   ``area = w * h``, ``iscrowd = 0``.
 - Category ids: a dataset whose 80 class names are COCO's uses COCO's 91-id space (person = 1 ... toothbrush
   = 90, with COCO's gaps); any other dataset uses ``class index + 1``.
-- Image ids: the file stem when it is a number (COCO's own ids), else the position in the image list.
+- Image ids: the file stems when every one is a distinct number (COCO's own ids), else the positions in the
+  image list.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ def category_ids(names: dict[int, str] | Sequence[str]) -> list[int]:
     return list(range(1, len(ordered) + 1))
 
 
-def image_id(path: str | Path, index: int) -> int:
-    stem = Path(path).stem
-    return int(stem) if stem.isdigit() else index
+def image_ids(files: Sequence[str | Path]) -> list[int]:
+    """COCO image ids for a list of files: their numeric stems (COCO's own ids) when every stem is a distinct
+    number, else their positions (so ids never collide in folders that mix naming schemes)."""
+    stems = [Path(f).stem for f in files]
+    if stems and all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems):
+        return [int(s) for s in stems]
+    return list(range(len(stems)))
 
 
 def gt_from_yolo_labels(
@@ -70,8 +75,8 @@ def gt_from_yolo_labels(
         "categories": [{"id": c, "name": n} for c, n in zip(cats, ordered)],
     }
     ann_id = 1
-    for index, (file, (h, w), classes, boxes) in enumerate(images):
-        iid = image_id(file, index)
+    images = list(images)
+    for iid, (file, (h, w), classes, boxes) in zip(image_ids([im[0] for im in images]), images):
         gt["images"].append({"id": iid, "file_name": Path(file).name, "height": int(h), "width": int(w)})
         for c, (cx, cy, bw, bh) in zip(np.asarray(classes).reshape(-1), np.asarray(boxes).reshape(-1, 4)):
             pw, ph = float(bw) * w, float(bh) * h

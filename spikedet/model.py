@@ -211,7 +211,7 @@ class SpikeDetectionValidator(DetectionValidator):
             )
             (self.save_dir / "ground_truth.json").write_text(__import__("json").dumps(ground_truth))
             source = "YOLO labels"
-        by_name = {Path(f).name: coco.image_id(f, i) for i, f in enumerate(files)}
+        by_name = {Path(f).name: i for f, i in zip(files, coco.image_ids(files))}
         predictions = [{**p, "image_id": by_name.get(p["file_name"], p["image_id"])} for p in self.jdict]
         self.coco_stats, summary = coco.evaluate(predictions, ground_truth, image_ids=by_name.values())
         LOGGER.info(f"\npycocotools COCOeval (bbox) against {source}:\n{summary}")

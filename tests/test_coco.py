@@ -18,7 +18,9 @@ def test_ground_truth_from_yolo_labels_is_in_pixels():
          ("images/frame_a.jpg", (10, 10), np.zeros(0), np.zeros((0, 4)))],
         list(coco.COCO80_NAMES),
     )
-    assert [img["id"] for img in gt["images"]] == [42, 1]  # numeric stems are COCO ids, else the index
+    assert [img["id"] for img in gt["images"]] == [0, 1]  # a non-numeric stem among them: positions for all
+    assert coco.image_ids(["a/000000000042.jpg", "b/7.png"]) == [42, 7]  # all numeric: COCO's own ids
+    assert coco.image_ids(["1.jpg", "01.jpg"]) == [0, 1]  # numeric but colliding: positions
     first, second = gt["annotations"]
     assert first["bbox"] == pytest.approx([50.0, 40.0, 100.0, 20.0]) and first["area"] == pytest.approx(2000.0)
     assert first["category_id"] == 1 and second["category_id"] == 6 and first["iscrowd"] == 0
