@@ -98,6 +98,15 @@ def test_switches_apply_when_ultralytics_was_imported_first(tmp_path):
     assert report["env"] == "0"
 
 
+def test_new_settings_keep_runs_and_datasets_relative_to_the_current_folder(tmp_path):
+    """Not inside whatever git checkout holds the virtual environment (Ultralytics' default for git installs)."""
+    code = "import spikedet, ultralytics.utils as u; print(u.SETTINGS['runs_dir'], u.SETTINGS['datasets_dir'], u.SETTINGS['sync'])"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "PYTEST", "SPIKEDET"))}
+    env["SPIKEDET_CONFIG_DIR"] = str(tmp_path / "cfg")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.stdout.strip().splitlines()[-1] == "runs datasets False"
+
+
 def test_config_dir_is_spikedets_own_and_overridable(tmp_path):
     code = "import spikedet, ultralytics.utils as u; print(u.USER_CONFIG_DIR)"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "PYTEST", "SPIKEDET"))}
