@@ -121,6 +121,10 @@ def _combined_codes(conv: SpikeConv, terms) -> Tensor:
 def _integer_conv(conv: SpikeConv, terms) -> Tensor:
     # One conv over the codes q themselves; the values (q - zero) * scale / N differ by a constant map.
     q = _combined_codes(conv, terms)
+    entry = _constant_entry(conv, q.shape, conv.zero_codes, "integer", conv.weight.dtype, q.device)
+    if entry is not None and entry[3] is not None:  # the uniform part rides in the conv's own bias add
+        y = F.conv2d(q, conv.weight, entry[3], conv.stride, conv.padding, conv.dilation, conv.groups)
+        return _subtract_border(y, entry[1], entry[2])
     y = F.conv2d(q, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
     return _subtract_constant(conv, y, q.shape, conv.zero_codes, "integer")
 
@@ -162,26 +166,48 @@ def _subtract_constant(conv: SpikeConv, y: Tensor, input_shape, per_channel: Ten
     field meets the conv's zero padding it differs), so it is subtracted as a per-channel constant plus a
     correction on the border rows and columns only: no full extra pass over the output.
     """
-    if per_channel is None:
+    entry = _constant_entry(conv, input_shape, per_channel, key_name, y.dtype, y.device)
+    if entry is None:
         return y
-    key = (key_name, tuple(input_shape[-2:]), y.dtype, y.device)
+    uniform, border, widths, _ = entry
+    return _subtract_border(y.sub_(uniform), border, widths)  # y is a fresh conv output
+
+
+def _constant_entry(conv: SpikeConv, input_shape, per_channel: Tensor | None, key_name: str, dtype, device):
+    """``(uniform, border, widths, bias with the uniform part folded in or None)`` for this input size, cached.
+
+    The key holds the parameters' storage and version counters, so loading or moving weights recomputes it.
+    """
+    if per_channel is None:
+        return None
+    params = tuple((p.data_ptr(), p._version) for p in (conv.weight, conv.bias) if p is not None)
+    key = (key_name, tuple(input_shape[-2:]), dtype, device, params)
     cache = conv.__dict__.setdefault("_offset_cache", {})
     if key not in cache:
         if len(cache) > 8:
             cache.clear()
-        cache[key] = _constant_map(conv, per_channel.to(device=y.device, dtype=y.dtype), tuple(input_shape[-2:]))
-    uniform, border, (top, bottom, left, right) = cache[key]
-    y = y.sub_(uniform)  # y is a fresh conv output
-    if border is not None:
-        h, w = y.shape[-2:]
-        if top:
-            y[..., :top, :] -= border[..., :top, :]
-        if bottom:
-            y[..., h - bottom :, :] -= border[..., h - bottom :, :]
-        if left:
-            y[..., top : h - bottom, :left] -= border[..., top : h - bottom, :left]
-        if right:
-            y[..., top : h - bottom, w - right :] -= border[..., top : h - bottom, w - right :]
+        uniform, border, widths = _constant_map(conv, per_channel.to(device=device, dtype=dtype), tuple(input_shape[-2:]))
+        folded = None
+        if uniform.shape[-2:] == (1, 1):
+            bias = conv.bias.to(dtype) if conv.bias is not None else torch.zeros((), dtype=dtype, device=device)
+            folded = bias - uniform.view(-1)
+        cache[key] = (uniform, border, widths, folded)
+    return cache[key]
+
+
+def _subtract_border(y: Tensor, border: Tensor | None, widths) -> Tensor:
+    if border is None:
+        return y
+    top, bottom, left, right = widths
+    h, w = y.shape[-2:]
+    if top:
+        y[..., :top, :] -= border[..., :top, :]
+    if bottom:
+        y[..., h - bottom :, :] -= border[..., h - bottom :, :]
+    if left:
+        y[..., top : h - bottom, :left] -= border[..., top : h - bottom, :left]
+    if right:
+        y[..., top : h - bottom, w - right :] -= border[..., top : h - bottom, w - right :]
     return y
 
 

@@ -110,6 +110,27 @@ def test_sums_concats_and_zero_offsets_are_exact_in_float64(codes):
         assert v.max_relative_error < 1e-9, (path, v)
 
 
+def test_constant_code_terms_follow_weight_changes():
+    """The zero-offset correction is cached per input size; loading new weights must not reuse a stale one."""
+    codes = (SpikeCode(330, 100.0, 30, "binary"), SpikeCode(400, 100.0, 30, "binary"), SpikeCode(45, 10.0, 3, "binary"))
+    x = torch.rand(1, 3, 9, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    first = Graph(*codes).double().eval()
+    other = Graph(*codes).double().eval()
+    with torch.no_grad():
+        for m in (other.mid, other.side, other.head):
+            m.weight.mul_(-0.7)
+            m.bias.add_(0.3)
+    converted = bitplane.convert(first, x)
+    expected = bitplane.convert(other, x)
+    for path in ("integer", "bitplane"):
+        bitplane.set_spike_mode(converted, path)
+        bitplane.set_spike_mode(expected, path)
+        with torch.no_grad():
+            converted(x)  # fills the cache with the first weights
+            converted.load_state_dict(expected.state_dict())
+            assert torch.allclose(converted(x), expected(x), rtol=1e-9, atol=1e-12), path
+
+
 def test_summed_trains_with_different_scales_are_refused():
     net = Graph(SpikeCode(300, 100.0), SpikeCode(30, 10.0), SpikeCode(40, 10.0)).eval()
     with pytest.raises(SpikedetError, match="different scales are summed"):

@@ -145,3 +145,19 @@ def test_counting_override_on_signed_codes_with_a_rest_code():
     naf = energy.estimate_energy(converted, x)[0]
     binary = energy.estimate_energy(converted, x, counting="binary")[0]
     assert binary.counting == "binary" and binary.spikes > naf.spikes > 0  # raw codes carry the zero offset
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64])
+@pytest.mark.parametrize("batch,T", [(1, 1), (3, 1), (2, 2)])
+def test_code_histograms_match_a_plain_count(dtype, batch, T, monkeypatch):
+    """Every code 0..L lands in its own bin, per image, whatever the dtype; chunking keeps counts exact."""
+    monkeypatch.setattr(energy, "_EXACT_COUNT", 1000)  # force several chunks on a small tensor
+    levels = 511
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, levels + 1, (T * batch, 4, 17, 19), generator=gen)
+    codes[0, 0, 0, :2] = torch.tensor([0, levels])  # both ends of the range
+    got = energy.code_histograms(codes.to(dtype), batch, levels)
+    per_image = codes.view(T, batch, -1).transpose(0, 1).reshape(batch, -1)
+    want = torch.stack([torch.bincount(row, minlength=levels + 1) for row in per_image])
+    assert got.dtype == torch.int64 and got.shape == (batch, levels + 1)
+    assert torch.equal(got, want)
