@@ -449,7 +449,8 @@ def cmd_energy(inv: Invocation) -> int:
             entry["detections"] = len(r.boxes)
             reports.append(entry)
             if not inv.json:
-                _out(f"{file}: {len(r.boxes)} detections; {report.summary()}")
+                count = len(r.boxes)
+                _out(f"{file}: {count} detection{'' if count == 1 else 's'}; {report.summary()}")
                 if s["layers"]:
                     _out(report.table())
     if inv.json:

@@ -230,34 +230,20 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
     )
 
 
-_EXACT_COUNT = 1 << 24  # float32 counts are exact up to 2^24
-
-
-def _histc(values: Tensor, levels: int) -> Tensor:
-    """Exact int64 histogram of integer-valued floats in ``0..levels`` (chunks keep float counts exact)."""
-    flat = values.reshape(-1)
-    total = None
-    for chunk in flat.split(_EXACT_COUNT):
-        hist = torch.histc(chunk, bins=levels + 1, min=-0.5, max=levels + 0.5).to(torch.int64)
-        total = hist if total is None else total + hist
-    return total if total is not None else torch.zeros(levels + 1, dtype=torch.int64, device=values.device)
-
-
 def code_histograms(codes: Tensor, batch: int, levels: int) -> Tensor:
     """Per-image histogram of integer codes: ``[batch, levels + 1]`` (int64).
 
-    ``codes`` is ``[rows, C, H, W]`` with ``rows = T * batch`` (time major) or ``[..., C, H, W]``, integer
-    valued. ``torch.histc`` with unit bins centred on the integers counts straight from the float codes:
-    on CPU it runs on every core with no integer copy, about twice as fast as ``torch.bincount``.
+    ``codes`` is ``[rows, C, H, W]`` with ``rows = T * batch`` (time major) or ``[..., C, H, W]``.
     """
-    if not codes.is_floating_point() or (codes.dtype != torch.float64 and levels >= _EXACT_COUNT):
-        codes = codes.to(torch.float64)
-    if batch == 1:
-        return _histc(codes, levels).view(1, -1).cpu()
+    if batch == 1:  # the narrowest integer type that holds the codes counts fastest on CPU
+        narrow = torch.uint8 if levels < 256 else torch.int16 if levels < 32768 else torch.int32
+        return torch.bincount(codes.reshape(-1).to(narrow), minlength=levels + 1)[: levels + 1].view(1, -1).cpu()
     q = codes.reshape(-1, *codes.shape[-3:]) if codes.dim() != 4 else codes
     per = _per_image(q.shape[0], batch)
-    q = q.reshape(per, batch, -1)
-    return torch.stack([_histc(q[:, i], levels) for i in range(batch)]).cpu()
+    q = q.reshape(per, batch, -1).transpose(0, 1).reshape(batch, -1).to(torch.int64)
+    offsets = torch.arange(batch, device=q.device).view(-1, 1) * (levels + 1)
+    hist = torch.bincount((q + offsets).flatten(), minlength=batch * (levels + 1))
+    return hist[: batch * (levels + 1)].view(batch, levels + 1).cpu()
 
 
 _TABLES: dict = {}
@@ -334,10 +320,12 @@ class EnergyReport:
         )
 
     def table(self) -> str:
-        lines = [f"{'layer':<40} {'input':<18} {'MACs':>14} {'fr':>7} {'ACs':>14} {'mJ':>10}"]
+        wn = max([40] + [len(l.name) for l in self.layers])
+        wi = max([18] + [len(l.input) for l in self.layers])
+        lines = [f"{'layer':<{wn}} {'input':<{wi}} {'MACs':>14} {'fr':>7} {'ACs':>14} {'mJ':>10}"]
         for l in self.layers:
             lines.append(
-                f"{l.name:<40} {l.input:<18} {l.macs:>14,.0f} {l.firing_rate:>7.3f} {l.acs:>14,.0f} {l.energy_mJ:>10.5f}"
+                f"{l.name:<{wn}} {l.input:<{wi}} {l.macs:>14,.0f} {l.firing_rate:>7.3f} {l.acs:>14,.0f} {l.energy_mJ:>10.5f}"
             )
         return "\n".join(lines)
 
