@@ -17,6 +17,10 @@ def _out(text: str = "") -> None:
     print(text)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _ultralytics_args(inv: Invocation, *ours: str) -> dict:
     """The Ultralytics settings of an invocation (those that are not spikedet's own), checked for the values
     Ultralytics only rejects deep inside its loops (image size, batch, device)."""
@@ -252,7 +256,7 @@ def cmd_predict(inv: Invocation) -> int:
             ]
             images.append({"image": r.path, "width": r.orig_shape[1], "height": r.orig_shape[0], "detections": detections})
             if not inv.json:
-                _out(f"{r.path}: {len(detections)} detections")
+                _out(f"{r.path}: {_count(len(detections), 'detection')}")
                 for d in detections:
                     b = d["box"]
                     _out(f"  {d['name']:<16} {d['confidence']:.2f}  [{b['x1']:.0f}, {b['y1']:.0f}, {b['x2']:.0f}, {b['y2']:.0f}]")
@@ -325,7 +329,7 @@ def cmd_demo(inv: Invocation) -> int:
         _out(f"model: {info['weights']} ({info['architecture']}, {info['parameters']:,} parameters): an ANN with no spiking "
              "neurons, so its energy is the ANN's (convert it with spikedet a2s)")
     _out(f"image: {source} ({result.width}x{result.height})")
-    _out(f"{len(result.detections)} detections:")
+    _out(f"{_count(len(result.detections), 'detection')}:")
     for d in result.detections:
         x1, y1, x2, y2 = d.box
         _out(f"  {d.name:<16} {d.confidence:.2f}  [{x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}]")
@@ -449,8 +453,7 @@ def cmd_energy(inv: Invocation) -> int:
             entry["detections"] = len(r.boxes)
             reports.append(entry)
             if not inv.json:
-                count = len(r.boxes)
-                _out(f"{file}: {count} detection{'' if count == 1 else 's'}; {report.summary()}")
+                _out(f"{file}: {_count(len(r.boxes), 'detection')}; {report.summary()}")
                 if s["layers"]:
                     _out(report.table())
     if inv.json:
