@@ -11,6 +11,10 @@ Lookup rules (DEVELOPERS.md):
   Ultralytics as one of its dataset names (which may download when online).
 - weights: an explicit path (or a file in ``weights/``); with none given, ``$SPIKEDET_WEIGHTS``, else the
   shipped default in ``weights/``.
+
+A relative path that starts with the folder's own name (``weights/yolov5n.pt``, ``models/spikeyolo.yaml``,
+``data/coco8.yaml``) and does not exist from the current folder means the shipped file, so the paths the
+README shows work from any folder and from a wheel install.
 """
 
 from __future__ import annotations
@@ -33,6 +37,19 @@ def asset_dir(name: str) -> Path:
     return PACKAGE_DIR.parent / name
 
 
+def shipped_file(path: Path, folder: str) -> Path | None:
+    """The shipped file ``path`` names in ``folder``: ``NAME`` or ``folder/.../NAME`` (relative), else None."""
+    if path.is_absolute():
+        return None
+    parts = path.parts
+    if len(parts) > 1 and parts[0] == folder:
+        parts = parts[1:]
+    elif len(parts) != 1:
+        return None
+    candidate = asset_dir(folder).joinpath(*parts)
+    return candidate if candidate.is_file() else None
+
+
 def list_models() -> list[str]:
     return sorted(p.name for p in asset_dir("models").glob("*.yaml"))
 
@@ -45,15 +62,15 @@ def resolve_model_yaml(name: str | os.PathLike) -> tuple[Path, str | None]:
         raise SpikedetError(f"model config must be a .yaml file, got {text!r}")
     if path.is_file():
         return path, None
-    models = asset_dir("models")
-    if (models / path.name).is_file() and len(path.parts) == 1:
-        return models / path.name, None
+    shipped = shipped_file(path, "models")
+    if shipped is not None:
+        return shipped, None
     match = re.fullmatch(r"(.+)-([A-Za-z0-9]+)(\.ya?ml)", path.name)
     if match:
         base = path.parent / f"{match[1]}{match[3]}"
-        for candidate in (base, models / base.name):
-            if candidate.is_file():
-                return candidate, match[2]
+        found = base if base.is_file() else shipped_file(base, "models")
+        if found is not None:
+            return found, match[2]
     known = ", ".join(list_models()) or "none"
     raise SpikedetError(f"model config {text!r} not found (models shipped: {known}; add -<scale> to pick a scale)")
 
@@ -64,10 +81,10 @@ def resolve_data(name: str | os.PathLike) -> str:
     path = Path(text).expanduser()
     if path.exists():
         return str(path)
-    data = asset_dir("data")
-    for candidate in (data / text, data / f"{text}.yaml"):
-        if candidate.is_file() and len(Path(text).parts) == 1:
-            return str(candidate)
+    for candidate in (path, path.with_name(path.name + ".yaml")):
+        shipped = shipped_file(candidate, "data")
+        if shipped is not None:
+            return str(shipped)
     if len(path.parts) > 1:
         raise SpikedetError(f"data file {text!r} not found")
     return text
@@ -98,7 +115,7 @@ def resolve_weights(name: str | os.PathLike | None) -> Path:
     path = Path(str(name)).expanduser()
     if path.is_file():
         return path
-    shipped = asset_dir("weights") / path.name
-    if len(path.parts) == 1 and shipped.is_file():
+    shipped = shipped_file(path, "weights")
+    if shipped is not None:
         return shipped
     raise SpikedetError(f"weights file {str(name)!r} not found")
