@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from spikedet import energy
@@ -40,7 +39,11 @@ class CodeHistograms:
             if not isinstance(out, SpikeTrain):
                 return
             levels = out.code.levels
-            counts = torch.bincount(out.codes.reshape(-1).long(), minlength=levels + 1)[: levels + 1].cpu().numpy()
+            # through the energy recorder when one is running: its cache then serves the convs reading this train
+            recorder = energy.RECORDER.get()
+            per_image = (recorder.histogram(out.codes, levels) if recorder is not None
+                         else energy.code_histograms(out.codes, 1, levels))
+            counts = per_image.sum(0).numpy()
             self.hist[name] = self.hist.get(name, 0) + counts
             self.levels[name] = levels
             self.codes[name] = out.code
@@ -57,7 +60,7 @@ class CodeHistograms:
             total = counts.sum()
             code = self.codes[name]
             codes = np.arange(len(counts))
-            cdf = np.cumsum(counts) / max(total, 1)
+            p99 = _p99(counts)
             spikes = code.spike_table().numpy()  # spikes per code under the neuron's own encoding
             rows.append({
                 "neuron": name,
@@ -65,12 +68,12 @@ class CodeHistograms:
                 "zero_code": int(code.zero),
                 "encoding": code.encoding,
                 "mean_code": float((codes * counts).sum() / max(total, 1)),
-                "p99_code": int(np.searchsorted(cdf, 0.99)),
+                "p99_code": p99,
                 "max_code": int(codes[counts > 0].max()) if total else 0,
                 "zero_fraction": float(counts[code.zero] / max(total, 1)),  # codes standing for the value 0
                 "saturated_fraction": float(counts[-1] / max(total, 1)),
                 "spikes_per_element": float((spikes * counts).sum() / max(total, 1)),
-                "range_used": float((int(np.searchsorted(cdf, 0.99)) + 1) / (self.levels[name] + 1)),
+                "range_used": float((p99 + 1) / (self.levels[name] + 1)),
             })
         return rows
 
@@ -122,6 +125,20 @@ def analyze(model: nn.Module, detector, files: list[str], output: Path, settings
     return written
 
 
+def _p99(counts: np.ndarray) -> int:
+    """The smallest code at or below which 99 % of the emitted codes lie."""
+    return int(np.searchsorted(np.cumsum(counts) / max(counts.sum(), 1), 0.99))
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _short(name: str) -> str:
     return name.replace("model.", "").replace(".neuron", "").replace("unit.", "")
 
@@ -140,17 +157,13 @@ def _plot_histograms(h: CodeHistograms, path: Path) -> Path:
         ax.bar(np.arange(len(counts)), counts / max(total, 1), width=1.0, color="tab:blue")
         ax.set_yscale("log")
         ax.set_xlim(-0.5, len(counts) - 0.5)
-        p99 = int(np.searchsorted(np.cumsum(counts) / max(total, 1), 0.99))
-        ax.set_title(f"{_short(name)}: 99% of codes <= {p99} of L={h.levels[name]}", fontsize=8)
+        ax.set_title(f"{_short(name)}: 99% of codes <= {_p99(counts)} of L={h.levels[name]}", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(pick):]:
         ax.axis("off")
     fig.suptitle("Emitted integer codes per neuron layer (fraction, log scale)", fontsize=11)
     fig.supxlabel("code q", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _plot_usage(rows: list[dict], path: Path) -> Path:
@@ -165,10 +178,7 @@ def _plot_usage(rows: list[dict], path: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.set_title("How much of each neuron's code range is used")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _plot_energy(rows: list[dict], path: Path) -> Path:
@@ -183,10 +193,7 @@ def _plot_energy(rows: list[dict], path: Path) -> Path:
     ax.set_ylabel("mJ per image")
     ax.set_title("Energy per layer (compute only, 45 nm)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _write_csv(conv_rows: list[dict], neuron_rows: list[dict], path: Path) -> Path:
