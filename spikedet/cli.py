@@ -36,6 +36,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    multiple: int | None = None  # the value must be a multiple of this (image sizes: the stride 32)
 
     def convert(self, key: str, raw: Any) -> Any:
         value = parse_value(raw) if isinstance(raw, str) else raw
@@ -71,6 +72,8 @@ class Setting:
             raise UsageError(f"{key} must be >= {self.minimum:g}, got {value}")
         if self.maximum is not None and value > self.maximum:
             raise UsageError(f"{key} must be <= {self.maximum:g}, got {value}")
+        if self.multiple and value % self.multiple:
+            raise UsageError(f"{key} must be a multiple of {self.multiple}, got {value}")
         return value
 
 

@@ -352,7 +352,7 @@ def cmd_demo(inv: Invocation) -> int:
         "model": Setting("str", None, "trained weights (.pt or .safetensors)"),
         "output": Setting("str", None, "output .safetensors (default: ./<weights name>-bitplane.safetensors)"),
         "source": Setting("str", None, "images checked for equivalence (default: the shipped coco8 val images)"),
-        "imgsz": Setting("int", 320, "image size of the check (float64 is slow at 640)", minimum=32, maximum=4096),
+        "imgsz": Setting("int", 320, "image size of the check (float64 is slow at 640)", minimum=32, maximum=4096, multiple=32),
         "images": Setting("int", 2, "how many images the check uses", minimum=1, maximum=1000),
         "device": Setting("str", None, DEVICE_HELP),
     },
@@ -367,8 +367,6 @@ def cmd_convert(inv: Invocation) -> int:
         raise UsageError("give the trained weights: spikedet convert WEIGHTS [-o OUT]")
     device = select_device(s["device"])
     weights = resolve_weights(s["model"])
-    if s["imgsz"] % 32:
-        raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
     output = Path(s["output"] or weights.stem + "-bitplane.safetensors")  # default: the current folder
     if output.suffix.lower() != ".safetensors":
         raise UsageError(f"output must end in .safetensors, got {str(output)!r}")
@@ -505,7 +503,7 @@ from spikedet import service_commands  # noqa: E402,F401
         "output": Setting("str", None, "output .safetensors (default: ./<weights name>-a2s.safetensors)"),
         "source": Setting("str", None, "calibration images (default: the shipped coco8 train images)"),
         "images": Setting("int", 32, "how many calibration images", minimum=1, maximum=100000),
-        "imgsz": Setting("int", 640, "calibration image size", minimum=32, maximum=4096),
+        "imgsz": Setting("int", 640, "calibration image size", minimum=32, maximum=4096, multiple=32),
         "encoding": Setting("choice", "naf", "how codes travel as spikes", choices=("naf", "signed", "binary")),
         "n": Setting("float", 20.0, "codes per unit of activation (N)", minimum=1e-3, maximum=1e6),
         "bits": Setting("int", None, "instead of n: per-layer N giving codes of this many bits", minimum=2, maximum=16),
@@ -528,8 +526,6 @@ def cmd_a2s(inv: Invocation) -> int:
         raise UsageError("give the ANN weights: spikedet a2s ANN_WEIGHTS [-o OUT]")
     if s["rest"] == "mode" and s["encoding"] == "binary":
         raise UsageError("rest=mode needs a signed encoding (naf or signed); use rest=zero with encoding=binary")
-    if s["imgsz"] % 32:
-        raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
     weights = resolve_weights(s["model"])
     output = Path(s["output"] or weights.stem + "-a2s.safetensors")  # default: the current folder
     if output.suffix.lower() != ".safetensors":
@@ -571,7 +567,7 @@ def cmd_a2s(inv: Invocation) -> int:
     settings={
         "model": Setting("str", None, "weights (default: the shipped weights or $SPIKEDET_WEIGHTS)"),
         "output": Setting("str", None, "output .onnx (default: ./<weights name>.onnx)"),
-        "imgsz": Setting("int", 640, "fixed input size (square)", minimum=32, maximum=4096),
+        "imgsz": Setting("int", 640, "fixed input size (square)", minimum=32, maximum=4096, multiple=32),
         "opset": Setting("int", 17, "ONNX opset", minimum=13, maximum=21),
         "source": Setting("str", None, "images for the check (default: the shipped coco8 val images)"),
         "codes": Setting("bool", False, "also output every neuron's codes (for analysis)"),
@@ -587,8 +583,6 @@ def cmd_export(inv: Invocation) -> int:
     from spikedet.workflow import default_sample_dir, ensure_spiking, load_batch, select_device
 
     s = inv.settings
-    if s["imgsz"] % 32:
-        raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
     device = select_device(s["device"])
     weights = resolve_weights(s["model"])
     output = Path(s["output"] or weights.stem + ".onnx")  # default: the current folder

@@ -142,7 +142,7 @@ def cmd_serve(inv: Invocation) -> int:
         "frames": Setting("int", None, "stop after this many frames (max_frames; default: until the source ends "
                                        "or Ctrl+C)", minimum=1),
         "loop": Setting("bool", False, "replay a video file from the start when it ends"),
-        "imgsz": Setting("int", 640, "inference size", minimum=32, maximum=4096),
+        "imgsz": Setting("int", 640, "inference size", minimum=32, maximum=4096, multiple=32),
         "conf": Setting("float", 0.25, "confidence threshold", minimum=0, maximum=1),
         "iou": Setting("float", 0.7, "NMS IoU threshold", minimum=0, maximum=1),
         "device": Setting("str", "cpu", "torch device (cpu, 0, ...)"),
@@ -158,8 +158,6 @@ def cmd_webcam(inv: Invocation) -> int:
     from spikedet.detector import Detector
 
     s = inv.settings
-    if s["imgsz"] % 32:
-        raise UsageError(f"imgsz must be a multiple of 32, got {s['imgsz']}")
     port = s["port"]
     if port is None and s["output"] is None:
         port = 8001
