@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -121,12 +121,10 @@ def _combined_codes(conv: SpikeConv, terms) -> Tensor:
 def _integer_conv(conv: SpikeConv, terms) -> Tensor:
     # One conv over the codes q themselves; the values (q - zero) * scale / N differ by a constant map.
     q = _combined_codes(conv, terms)
-    entry = _constant_entry(conv, q.shape, conv.zero_codes, "integer", conv.weight.dtype, q.device)
-    if entry is not None and entry[3] is not None:  # the uniform part rides in the conv's own bias add
-        y = F.conv2d(q, conv.weight, entry[3], conv.stride, conv.padding, conv.dilation, conv.groups)
-        return _subtract_border(y, entry[1], entry[2])
-    y = F.conv2d(q, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return _subtract_constant(conv, y, q.shape, conv.zero_codes, "integer")
+    constant = _constant_terms(conv, q.shape, conv.zero_codes, "integer", conv.weight.dtype, q.device)
+    bias = conv.bias if constant is None else constant.bias
+    y = F.conv2d(q, conv.weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return _remove_constant(y, constant)
 
 
 def _bitplane_conv(conv: SpikeConv, terms) -> Tensor:
@@ -147,34 +145,35 @@ def _bitplane_conv(conv: SpikeConv, terms) -> Tensor:
             if w != 1.0:
                 part = part * w
             acc = part if acc is None else acc + part
-    if acc is None:  # no spikes at all
-        shape = list(terms[0][0].codes.shape)
-        shape[-3] = conv.in_channels
-        acc = F.conv2d(torch.zeros(shape, dtype=dtype, device=conv.weight.device), conv.weight, None, conv.stride,
-                       conv.padding, conv.dilation, conv.groups)
-    if conv.bias is not None:
-        acc = acc + conv.bias.view(1, -1, 1, 1)
     shape = list(terms[0][0].codes.shape)
     shape[-3] = conv.in_channels
-    return _subtract_constant(conv, acc, torch.Size(shape), conv.plane_offsets, "bitplane")
+    if acc is None:  # no spikes at all
+        acc = F.conv2d(torch.zeros(shape, dtype=dtype, device=conv.weight.device), conv.weight, None, conv.stride,
+                       conv.padding, conv.dilation, conv.groups)
+    if conv.bias is not None:  # once, after the planes are summed
+        acc = acc + conv.bias.view(1, -1, 1, 1)
+    constant = _constant_terms(conv, shape, conv.plane_offsets, "bitplane", acc.dtype, acc.device)
+    return _remove_constant(acc, constant, uniform_in_bias=False)
 
 
-def _subtract_constant(conv: SpikeConv, y: Tensor, input_shape, per_channel: Tensor | None, key_name: str) -> Tensor:
-    """Remove the contribution of a per-input-channel constant code (zero offsets) from a conv result.
+class _ConstantTerms(NamedTuple):
+    """What a per-input-channel constant code (zero offsets) adds to a conv's output, split for speed.
 
     ``conv(constant field)`` is one value per output channel away from the borders (where the receptive
-    field meets the conv's zero padding it differs), so it is subtracted as a per-channel constant plus a
-    correction on the border rows and columns only: no full extra pass over the output.
+    field meets the conv's zero padding it differs): the integer path folds that uniform part into the
+    conv's bias, and only the border rows and columns are corrected afterwards.
     """
-    entry = _constant_entry(conv, input_shape, per_channel, key_name, y.dtype, y.device)
-    if entry is None:
-        return y
-    uniform, border, widths, _ = entry
-    return _subtract_border(y.sub_(uniform), border, widths)  # y is a fresh conv output
+
+    bias: Tensor | None  # the conv's bias minus the uniform part (or the bias alone when nothing is uniform)
+    uniform: Tensor | None  # [1, C_out, 1, 1]
+    full: Tensor | None  # the whole map, for outputs too small to have an interior
+    border: Tensor | None  # the map minus its uniform part (nonzero on the border only)
+    widths: tuple[int, int, int, int]  # top, bottom, left, right border widths
 
 
-def _constant_entry(conv: SpikeConv, input_shape, per_channel: Tensor | None, key_name: str, dtype, device):
-    """``(uniform, border, widths, bias with the uniform part folded in or None)`` for this input size, cached.
+def _constant_terms(conv: SpikeConv, input_shape, per_channel: Tensor | None, key_name: str, dtype,
+                    device) -> _ConstantTerms | None:
+    """The :class:`_ConstantTerms` of this input size, cached on the conv.
 
     The key holds the parameters' storage and version counters, so loading or moving weights recomputes it.
     """
@@ -186,19 +185,23 @@ def _constant_entry(conv: SpikeConv, input_shape, per_channel: Tensor | None, ke
     if key not in cache:
         if len(cache) > 8:
             cache.clear()
-        uniform, border, widths = _constant_map(conv, per_channel.to(device=device, dtype=dtype), tuple(input_shape[-2:]))
-        folded = None
-        if uniform.shape[-2:] == (1, 1):
-            bias = conv.bias.to(dtype) if conv.bias is not None else torch.zeros((), dtype=dtype, device=device)
-            folded = bias - uniform.view(-1)
-        cache[key] = (uniform, border, widths, folded)
+        cache[key] = _constant_map(conv, per_channel.to(device=device, dtype=dtype), tuple(input_shape[-2:]))
     return cache[key]
 
 
-def _subtract_border(y: Tensor, border: Tensor | None, widths) -> Tensor:
-    if border is None:
+def _remove_constant(y: Tensor, constant: _ConstantTerms | None, uniform_in_bias: bool = True) -> Tensor:
+    """Subtract the constant map from ``y`` (a fresh conv output), but for the uniform part when the conv
+    already added ``constant.bias``."""
+    if constant is None:
         return y
-    top, bottom, left, right = widths
+    if constant.full is not None:
+        return y.sub_(constant.full)
+    if not uniform_in_bias:
+        y.sub_(constant.uniform)
+    if constant.border is None:
+        return y
+    top, bottom, left, right = constant.widths
+    border = constant.border
     h, w = y.shape[-2:]
     if top:
         y[..., :top, :] -= border[..., :top, :]
@@ -211,8 +214,7 @@ def _subtract_border(y: Tensor, border: Tensor | None, widths) -> Tensor:
     return y
 
 
-def _constant_map(conv: SpikeConv, per_channel: Tensor, hw: tuple[int, int]):
-    """``(uniform [1, C_out, 1, 1], border map or None, (top, bottom, left, right) border widths)``."""
+def _constant_map(conv: SpikeConv, per_channel: Tensor, hw: tuple[int, int]) -> _ConstantTerms:
     field = per_channel.view(1, -1, 1, 1).expand(1, -1, *hw)
     full = F.conv2d(field, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
     widths = []
@@ -226,11 +228,11 @@ def _constant_map(conv: SpikeConv, per_channel: Tensor, hw: tuple[int, int]):
     top, bottom, left, right = widths
     h, w = full.shape[-2:]
     if top + bottom >= h or left + right >= w:  # no interior: subtract the whole map
-        return full, None, (0, 0, 0, 0)
-    uniform = full[..., top : top + 1, left : left + 1].clone()
-    if not any(widths):
-        return uniform, None, (0, 0, 0, 0)
-    return uniform, full - uniform, (top, bottom, left, right)
+        return _ConstantTerms(conv.bias, None, full, None, (0, 0, 0, 0))
+    uniform = full[..., top : top + 1, left : left + 1]
+    bias = -uniform.reshape(-1) if conv.bias is None else conv.bias.to(full.dtype) - uniform.reshape(-1)
+    border = full - uniform if any(widths) else None
+    return _ConstantTerms(bias, uniform, None, border, (top, bottom, left, right))
 
 
 # -- conversion ----------------------------------------------------------------------------------
