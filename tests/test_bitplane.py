@@ -211,4 +211,6 @@ def test_unary_neurons_convert_too():
     converted = bitplane.convert(net, x)
     v = bitplane.verify(net, converted, x, "bitplane")
     assert v.code_mismatches == 0 and v.max_relative_error < 1e-9
-    assert copy.deepcopy(converted)  # converted models deep-copy (Ultralytics' EMA and predictors do)
+    bitplane.set_spike_mode(converted, "bitplane")
+    with torch.no_grad():  # converted models deep-copy (Ultralytics' EMA and predictors do), conversion included
+        assert torch.equal(copy.deepcopy(converted)(x), converted(x))

@@ -95,7 +95,7 @@ def test_info_json_on_stdout_only():
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["params"] == sum(layer["params"] for layer in report["layers"])
-    assert report["macs"] >= report["macs_unmerged"] > 0
+    assert report["macs"] > report["macs_unmerged"] > 0  # merged 3x3s cost more than the chains they replace
     assert report["scale"] == "t" and report["neuron"]["types"] == ["IBRALIF"] and report["neuron"]["L"] == 511
 
 

@@ -29,9 +29,23 @@ def test_onnx_matches_pytorch_on_coco8(tmp_path):
     import numpy as np
     import onnxruntime as ort
 
+    import torch
+
+    from spikedet.weights import load_module
+    from spikedet.workflow import default_sample_dir, detection_agreement, ensure_spiking, load_batch
+
+    # the file handed to the user (head output only) against PyTorch, on the same coco8 images
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    (y,) = session.run(None, {"images": np.zeros((1, 3, 320, 320), np.float32)})
-    assert y.shape == (1, 84, 6300)
+    model = ensure_spiking(load_module(DEFAULT), "integer")
+    images, _ = load_batch(default_sample_dir(), 320, 4)
+    matched = compared = 0
+    with torch.no_grad():
+        for image in images:
+            (y,) = session.run(None, {"images": image[None].numpy()})
+            assert y.shape == (1, 84, 6300)
+            m, c = detection_agreement(torch.from_numpy(y), model(image[None])[0])
+            matched, compared = matched + m, compared + c
+    assert compared >= 5 and matched / compared >= 0.7
 
 
 def test_export_refuses_bad_sizes(tmp_path):

@@ -160,10 +160,11 @@ def test_backward_saves_only_a_one_byte_mask():
 
 def test_half_inputs_are_quantized_in_float32():
     n = IBRALIF()
-    x = t1(1.234, 5.2, -1.0, dtype=torch.float16)
+    # 0.015 and 0.045 round to 0.02 and 0.04 in float16 arithmetic, to 0.01 and 0.05 in float32
+    x = t1(1.234, 5.2, -1.0, 0.015, 0.045, dtype=torch.float16)
     out = n(x)
     assert out.dtype == torch.float16
-    assert torch.allclose(out.float(), t1(1.23, 5.11, 0.0), atol=2e-3)
+    assert torch.allclose(out.float(), t1(1.23, 5.11, 0.0, 0.01, 0.05), atol=2e-3)
 
 
 # -- time dimension, soft reset, no leaking state ------------------------------------------------

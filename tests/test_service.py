@@ -440,13 +440,14 @@ def test_requests_get_the_model_first_come_first_served(fake_app):
         wait_status(url, "ready")
         png = encode(small_image(), "PNG")
         latencies: list[float] = []
+        statuses: list[int] = []
         end = time.monotonic() + 2.5
 
-        def client() -> None:
+        def client() -> None:  # an assert in a thread would not fail the test: record, check after
             with httpx.Client(base_url=url, timeout=30) as c:
                 while time.monotonic() < end:
                     t0 = time.monotonic()
-                    assert c.post("/v1/detect", content=png, headers={"content-type": "image/png"}).status_code == 200
+                    statuses.append(c.post("/v1/detect", content=png, headers={"content-type": "image/png"}).status_code)
                     latencies.append(time.monotonic() - t0)
 
         threads = [threading.Thread(target=client) for _ in range(4)]
@@ -454,6 +455,7 @@ def test_requests_get_the_model_first_come_first_served(fake_app):
             t.start()
         for t in threads:
             t.join(60)
+    assert set(statuses) == {200}
     assert len(latencies) > 20
     assert max(latencies) < 20 * delay, sorted(latencies)[-5:]  # about 4 x delay expected; starvation took seconds
 
@@ -504,9 +506,9 @@ def test_openapi_and_docs(client):
     assert params["conf"]["maximum"] == 1.0
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
-    if "/docs-assets/" in docs.text:  # swagger-ui-bundle installed: served locally, no CDN
-        assert "cdn.jsdelivr" not in docs.text
-        assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    # swagger-ui-bundle is a dependency: the docs page is served locally, nothing from a CDN
+    assert "/docs-assets/" in docs.text and "cdn.jsdelivr" not in docs.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
 # -- settings --------------------------------------------------------------------------------------

@@ -126,6 +126,7 @@ def test_live_view_streams_mjpeg(detector, video):
                 if len(jpegs) >= 3:
                     break
         frames = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in jpegs]
+        assert len(frames) >= 3
         assert all(f is not None and f.shape == (SIZE[1], SIZE[0], 3) for f in frames)
         assert httpx.get(url + "frame.jpg").headers["content-type"] == "image/jpeg"
         assert httpx.get(url + "stats").json()["frames"] >= 1
