@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import BmpImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
+from spikedet.errors import first_line
 from spikedet.service.errors import ApiError
 
 # Our own pixel limit runs first; Pillow's warning for very large images would only repeat it.
@@ -153,5 +154,4 @@ def _too_many_pixels(max_pixels: int) -> ImageRejected:
 
 
 def _reason(error: Exception) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:200]
+    return first_line(error)[:200]

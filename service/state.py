@@ -23,6 +23,7 @@ from collections.abc import Callable
 import anyio
 import numpy as np
 
+from spikedet.errors import first_line
 from spikedet.service.errors import ApiError
 from spikedet.service.settings import Settings
 
@@ -82,8 +83,7 @@ class ServiceState:
                 if self.info is None:
                     self.info = detector.info()
         except BaseException as e:  # noqa: BLE001 -- any failure is reported by /readyz, never fatal
-            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            self.error = f"model failed to load: {text}"
+            self.error = f"model failed to load: {first_line(e)}"
             self.status = "failed"
             log.error("%s", self.error, exc_info=not isinstance(e, ValueError))
             return

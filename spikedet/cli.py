@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spikedet.errors import SpikedetError
+from spikedet.errors import SpikedetError, first_line
 
 EXIT_USAGE = 2
 
@@ -335,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             code = invocation.command.handler(invocation)
         return int(code or 0)
     except (SpikedetError, FileNotFoundError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"spikedet {argv[0]}: error: {message}", file=sys.stderr)
+        print(f"spikedet {argv[0]}: error: {first_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"spikedet {argv[0]}: interrupted", file=sys.stderr)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from spikedet.assets import resolve_data, resolve_weights
-from spikedet.errors import SpikedetError
+from spikedet.errors import SpikedetError, first_line
 from spikedet.cli import Invocation, Setting, UsageError, command, emit_json
 
 DEVICE_HELP = "cpu, 0, cuda:0 ... (default: the first GPU if there is one, else cpu)"
@@ -61,8 +61,7 @@ def _ultralytics_input_errors():
             tb = tb.tb_next
         origin = files[-1] if files else ""
         if isinstance(e, SpikedetError) or any(origin.endswith(c) for c in checking):
-            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(" ".join(message.replace("\u274c", "").split())) from None
+            raise UsageError(" ".join(first_line(e).replace("\u274c", "").split())) from None
         raise
 
 

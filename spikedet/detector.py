@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from spikedet import energy
-from spikedet.assets import resolve_weights
 from spikedet.errors import SpikedetError
 
 
@@ -78,19 +77,10 @@ class Detector:
         imgsz: int = 640,
     ):
         from spikedet.model import SpikeYOLO
-        from spikedet.weights import load_module
+        from spikedet.weights import load_module, resolve_for_inference
         from spikedet.workflow import ensure_spiking
 
-        text = None if weights is None else str(weights)
-        if text is not None and text.endswith((".yaml", ".yml")):
-            self.weights = Path(text)
-        else:
-            self.weights = resolve_weights(weights)
-            if self.weights.suffix.lower() == ".pt" and not allow_pickle:
-                raise SpikedetError(
-                    f"{str(self.weights)!r} is a pickle, which runs code when loaded: convert it to safetensors "
-                    "(spikedet convert) or allow pickles explicitly"
-                )
+        self.weights = resolve_for_inference(weights, allow_pickle)
         self.device = device
         self.counting = counting
         self.constants = constants or energy.EnergyConstants()

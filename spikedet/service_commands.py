@@ -19,33 +19,19 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def check_weights(weights: str | None, allow_pickle: bool) -> Path | None:
-    """Fail fast (one line, exit 2) on weights that the service would fail to load. None: a model YAML."""
-    from spikedet.assets import resolve_weights
+def check_weights(weights: str | None, allow_pickle: bool) -> Path:
+    """Fail fast (one line, exit 2) on weights that the service would fail to load, before any port opens."""
+    from spikedet.weights import read_config, resolve_for_inference
 
-    if weights is not None and str(weights).endswith((".yaml", ".yml")):
-        from spikedet.assets import resolve_model_yaml
-
-        resolve_model_yaml(weights)
-        return None
-    path = resolve_weights(weights)
+    path = resolve_for_inference(weights, allow_pickle)
     suffix = path.suffix.lower()
-    if suffix == ".pt" and not allow_pickle:
-        raise UsageError(
-            f"{str(path)!r} is a pickle, which runs code when loaded: convert it to safetensors (spikedet convert) "
-            "or opt in with --allow-pickle (SPIKEDET_ALLOW_PICKLE=1)"
-        )
     if suffix == ".safetensors":
-        from spikedet.weights import read_config
-
-        read_config(path)  # header and config only: a corrupt or foreign file fails here, before the port opens
+        read_config(path)  # header and config only: a corrupt or foreign file fails here
     elif suffix == ".pt":
         import zipfile
 
         if not zipfile.is_zipfile(path):
             raise UsageError(f"{str(path)!r} is not a PyTorch checkpoint (not a zip archive)")
-    else:
-        raise UsageError(f"unsupported weights format {suffix!r} for {str(path)!r} (expected .safetensors or .pt)")
     return path
 
 

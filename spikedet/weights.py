@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from spikedet.assets import resolve_weights
-from spikedet.errors import SpikedetError
+from spikedet.errors import SpikedetError, first_line
 
 FORMAT = "spikedet-model"
 FORMAT_VERSION = 1
@@ -52,6 +52,26 @@ def _is_yolov5(path: Path) -> bool:
     return path.suffix.lower() == ".pt" and is_yolov5_checkpoint(path)
 
 
+def resolve_for_inference(weights: str | Path | None, allow_pickle: bool) -> Path:
+    """The weights file (or model YAML) an inference service loads: the default when None; a pickled ``.pt``
+    only when ``allow_pickle`` (unpickling runs code from the file); only ``.safetensors`` and ``.pt``."""
+    if weights is not None and str(weights).endswith((".yaml", ".yml")):
+        from spikedet.assets import resolve_model_yaml
+
+        resolve_model_yaml(weights)  # fails clearly on an unknown name; the name itself keeps its scale
+        return Path(str(weights))
+    path = resolve_weights(weights)
+    suffix = path.suffix.lower()
+    if suffix not in (".safetensors", ".pt"):
+        raise SpikedetError(f"unsupported weights format {suffix!r} for {str(path)!r} (expected .safetensors or .pt)")
+    if suffix == ".pt" and not allow_pickle:
+        raise SpikedetError(
+            f"{str(path)!r} is a pickle, which runs code when loaded: convert it to safetensors (spikedet convert) "
+            "or opt in with --allow-pickle (SPIKEDET_ALLOW_PICKLE=1; allow_pickle=True in Python)"
+        )
+    return path
+
+
 def load_detector(weights: str | Path | None):
     """A :class:`~spikedet.model.SpikeYOLO` for a weights file (default weights when None) or a model YAML."""
     from spikedet.model import SpikeYOLO
@@ -76,8 +96,7 @@ def _readable(path: Path):
         raise
     except (pickle.UnpicklingError, EOFError, RuntimeError, TypeError, ValueError, KeyError, AttributeError,
             OSError, ModuleNotFoundError, json.JSONDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SpikedetError(f"cannot load {str(path)!r}: not usable spikedet/Ultralytics weights ({type(e).__name__}: {first})") from None
+        raise SpikedetError(f"cannot load {str(path)!r}: not usable spikedet/Ultralytics weights ({type(e).__name__}: {first_line(e)})") from None
 
 
 def model_state(model: nn.Module) -> str:
@@ -125,7 +144,7 @@ def read_config(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise SpikedetError(f"{str(path)!r} is not a readable safetensors file: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise SpikedetError(f"{str(path)!r} is not a readable safetensors file: {first_line(e)}") from None
     if "spikedet" not in metadata:
         raise SpikedetError(f"{str(path)!r} has no spikedet config in its metadata (not a spikedet model)")
     try:
