@@ -6,6 +6,8 @@ import copy
 import io
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +186,20 @@ def test_predicts_labelled_objects_on_coco8(yolov5n, tmp_path, coco8_val_images)
     # originals; 000000000042 (a curled-up dog among shoes) is missed (on COCO's original JPEG too).
     assert found >= 0.5 * total, f"only {found}/{total} labelled boxes found"
     assert sum(c > 0.45 for c in best) >= 3 and max(best) > 0.7, best
+
+
+def test_a_damaged_zip_checkpoint_is_a_one_line_error(tmp_path):
+    import zipfile
+
+    bad = tmp_path / "damaged.pt"
+    with zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"models.yolo" * 100)
+    data = bytearray(bad.read_bytes())
+    start = data.find(b"archive/data.pkl") + len("archive/data.pkl")
+    data[start : start + 8] = bytes(b ^ 0xFF for b in data[start : start + 8])  # corrupt the deflate stream
+    bad.write_bytes(bytes(data))
+    for command in ("a2s", "convert", "export"):
+        proc = subprocess.run([sys.executable, "-m", "spikedet", command, str(bad)], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+        assert proc.returncode == 2, (command, proc.stderr[-500:])
+        assert "Traceback" not in proc.stderr and "cannot load" in proc.stderr
