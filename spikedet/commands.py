@@ -17,6 +17,18 @@ def _out(text: str = "") -> None:
     print(text)
 
 
+def _spiking_module(weights: Path):
+    """The model in ``weights``, refused when it has no spiking neuron (an ANN: nothing to convert or export)."""
+    from spikedet.neurons import SpikingNeuron
+    from spikedet.weights import load_module
+
+    model = load_module(weights)
+    if not any(isinstance(m, SpikingNeuron) for m in model.modules()):
+        raise UsageError(f"{str(weights)!r} has no spiking neurons (an ANN): make it spiking first, "
+                         "e.g. spikedet a2s for a SiLU YOLO")
+    return model
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -358,7 +370,7 @@ def cmd_demo(inv: Invocation) -> int:
     examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",),
 )
 def cmd_convert(inv: Invocation) -> int:
-    from spikedet.weights import load_module, save_safetensors
+    from spikedet.weights import save_safetensors
     from spikedet.workflow import convert_and_verify, default_sample_dir, load_batch, select_device
 
     s = inv.settings
@@ -369,7 +381,7 @@ def cmd_convert(inv: Invocation) -> int:
     output = Path(s["output"] or weights.stem + "-bitplane.safetensors")  # default: the current folder
     if output.suffix.lower() != ".safetensors":
         raise UsageError(f"output must end in .safetensors, got {str(output)!r}")
-    model = load_module(weights)
+    model = _spiking_module(weights)
     if getattr(model, "converted", False):
         raise UsageError(f"{str(weights)!r} is already a converted bit-plane model")
     images, files = load_batch(s["source"] or default_sample_dir(), s["imgsz"], s["images"])
@@ -578,7 +590,6 @@ def cmd_export(inv: Invocation) -> int:
     import tempfile
 
     from spikedet.export import check_onnx, export_onnx
-    from spikedet.weights import load_module
     from spikedet.workflow import default_sample_dir, ensure_spiking, load_batch, select_device
 
     s = inv.settings
@@ -587,7 +598,7 @@ def cmd_export(inv: Invocation) -> int:
     output = Path(s["output"] or weights.stem + ".onnx")  # default: the current folder
     if output.suffix.lower() != ".onnx":
         raise UsageError(f"output must end in .onnx, got {str(output)!r}")
-    model = ensure_spiking(load_module(weights), "integer").to(device)
+    model = ensure_spiking(_spiking_module(weights), "integer").to(device)
     export_onnx(model, output, s["imgsz"], s["opset"], with_codes=s["codes"])
     images, files = load_batch(s["source"] or default_sample_dir(), s["imgsz"], 4)
     with tempfile.TemporaryDirectory() as tmp:  # the check needs every neuron's codes as outputs
