@@ -175,6 +175,16 @@ class A2SConfig:
     percentile: float = 99.99
     rest: str = "mode"
 
+    def __post_init__(self):
+        if self.encoding not in ("binary", "signed", "naf"):
+            raise SpikedetError(f"encoding must be 'binary', 'signed' or 'naf', got {self.encoding!r}")
+        if self.rest not in ("zero", "mode"):
+            raise SpikedetError(f"rest must be 'zero' or 'mode', got {self.rest!r}")
+        if self.rest == "mode" and self.encoding == "binary":
+            raise SpikedetError("rest=mode needs a signed encoding (naf or signed); use rest=zero with encoding=binary")
+        if not (isinstance(self.zero, (int, float)) and not isinstance(self.zero, bool)) and self.zero not in ("min", "pow2"):
+            raise SpikedetError(f"zero must be 'min', 'pow2' or a number, got {self.zero!r}")
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -185,22 +195,16 @@ def _zero_code(cfg: A2SConfig, n: float) -> int:
         return max(int(round(cfg.zero * n)), 0)
     if cfg.zero == "pow2":
         return 1 << max(need - 1, 0).bit_length() if need > 1 else need
-    if cfg.zero == "min":
-        return need
-    raise SpikedetError(f"zero must be 'min', 'pow2' or a number, got {cfg.zero!r}")
+    return need  # "min"
 
 
 def _code_for(cfg: A2SConfig, d: float, n: float, sample: Tensor | None = None) -> SpikeCode:
     zero = _zero_code(cfg, n)
     levels = zero + max(int(math.ceil(d * n)), 1)
     rest = None
-    if cfg.rest == "mode":
-        if cfg.encoding not in ("signed", "naf"):
-            raise SpikedetError("rest='mode' needs a signed encoding (signed or naf)")
+    if cfg.rest == "mode":  # the most frequent code on the calibration images sends nothing
         codes = torch.round(sample * n + zero).clamp(0, levels).long()
         rest = int(torch.bincount(codes, minlength=levels + 1).argmax())
-    elif cfg.rest != "zero":
-        raise SpikedetError(f"rest must be 'zero' or 'mode', got {cfg.rest!r}")
     return SpikeCode(levels, float(n), zero, cfg.encoding, rest)
 
 

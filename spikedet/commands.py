@@ -535,8 +535,7 @@ def cmd_a2s(inv: Invocation) -> int:
     s = inv.settings
     if not s["model"]:
         raise UsageError("give the ANN weights: spikedet a2s ANN_WEIGHTS [-o OUT]")
-    if s["rest"] == "mode" and s["encoding"] == "binary":
-        raise UsageError("rest=mode needs a signed encoding (naf or signed); use rest=zero with encoding=binary")
+    cfg = a2s.A2SConfig(encoding=s["encoding"], n=s["n"], bits=s["bits"], rest=s["rest"], percentile=s["percentile"])
     weights = resolve_weights(s["model"])
     output = Path(s["output"] or weights.stem + "-a2s.safetensors")  # default: the current folder
     if output.suffix.lower() != ".safetensors":
@@ -553,8 +552,7 @@ def cmd_a2s(inv: Invocation) -> int:
     source = s["source"] or default_sample_dir().parent / "train"
     images, files = load_batch(source, s["imgsz"], s["images"])
     images = images.to(device)
-    cfg = a2s.A2SConfig(encoding=s["encoding"], n=s["n"], bits=s["bits"], rest=s["rest"], percentile=s["percentile"])
-    stats = a2s.calibrate(ann, images, percentile=s["percentile"])
+    stats = a2s.calibrate(ann, images, percentile=cfg.percentile)
     snn = a2s.convert_ann(ann, stats, cfg, images[:1]).cpu()
     extra = {"a2s": cfg.as_dict(), "ann": weights.name, "calibration_images": len(files), "calibration_imgsz": s["imgsz"]}
     save_safetensors(snn, output, extra=extra)
