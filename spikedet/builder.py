@@ -22,7 +22,7 @@ from torch import nn
 from spikedet.assets import resolve_model_yaml
 from spikedet.errors import SpikedetError
 from spikedet.neurons import make_neuron
-from spikedet.nn import get_block
+from spikedet.nn.registry import get_block, scaled_depth
 
 LOGGER = logging.getLogger("spikedet")
 
@@ -122,7 +122,7 @@ def build_layers(cfg: dict, ch: int = 3, verbose: bool = False) -> tuple[nn.Sequ
         c_in = [ch] if i == 0 else [channels[s] for s in sources]
         if not isinstance(repeats, int) or repeats < 1:
             raise SpikedetError(f"layer {i} ({name}): repeats must be a positive integer, got {repeats!r}")
-        n = max(round(repeats * depth), 1) if repeats > 1 else repeats
+        n = scaled_depth(repeats, depth)
         if n > 1 and not block.repeatable:
             raise SpikedetError(f"layer {i} ({name}) cannot be repeated")
         kwargs = {"neuron": new_neuron} if block.takes_neuron else {}

@@ -165,7 +165,7 @@ Spiking = SpikeTrain | SpikeSum | SpikeCat
 
 
 def is_spiking(x) -> bool:
-    return isinstance(x, (SpikeTrain, SpikeSum, SpikeCat))
+    return isinstance(x, Spiking)
 
 
 def as_value(x):

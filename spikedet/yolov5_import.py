@@ -230,7 +230,7 @@ def _check_config(src: ModuleStub, model) -> None:
     src_yaml = src.get("yaml") or {}
     cfg = model.yaml
     values = scale_values(cfg)
-    for key, mine in (("depth_multiple", values["depth"]), ("width_multiple", values["width"]), ("nc", cfg["nc"])):
+    for key, mine in (("depth_multiple", values["depth"]), ("width_multiple", values["width"])):  # nc: built from it
         theirs = src_yaml.get(key)
         if theirs is not None and not math.isclose(float(theirs), float(mine)):
             _fail(f"checkpoint {key}={theirs} but the model config has {mine}")

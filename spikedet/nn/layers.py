@@ -142,10 +142,6 @@ class SpikingConv(nn.Module):
         self.norm = None
 
 
-def fold_time(x: Tensor) -> Tensor:
-    return x.flatten(0, 1)
-
-
 @register_block(channels="input", neuron=False, repeatable=False)
 class TimeRepeat(nn.Module):
     """Direct input encoding: the image ``[B, C, H, W]`` repeated ``T`` times -> ``[T, B, C, H, W]``."""

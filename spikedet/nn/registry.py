@@ -69,3 +69,8 @@ def get_block(name: str) -> BlockSpec:
     except KeyError:
         known = ", ".join(sorted(BLOCKS))
         raise ValueError(f"unknown block {name!r}; registered blocks: {known}") from None
+
+
+def scaled_depth(repeats: int, depth: float) -> int:
+    """The depth rule of YOLO scales (spikedet's builder and YOLOv5's C3): ``max(round(n * depth), 1)`` for n > 1."""
+    return max(round(repeats * depth), 1) if repeats > 1 else int(repeats)

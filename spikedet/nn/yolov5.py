@@ -25,7 +25,7 @@ from ultralytics.utils import LOGGER
 
 from spikedet.nn import ops
 from spikedet.nn.layers import SpikeConcat, SpikeConv, SpikeUpsample, conv_bn_merge
-from spikedet.nn.registry import register_block
+from spikedet.nn.registry import register_block, scaled_depth
 
 BN_EPS = 1e-3  # YOLOv5's BatchNorm settings (its initialize_weights sets them on every BN)
 BN_MOMENTUM = 0.03
@@ -79,11 +79,6 @@ class Bottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.cv2(self.cv1(x))
         return ops.add(x, y) if self.add else y
-
-
-def scaled_depth(n: int, depth: float) -> int:
-    """YOLOv5's (and spikedet's builder's) depth rule: ``max(round(n * depth), 1)`` for ``n > 1``."""
-    return max(round(n * depth), 1) if n > 1 else int(n)
 
 
 @register_block("C3", channels="out", neuron=False, repeatable=False)
