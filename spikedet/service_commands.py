@@ -151,11 +151,7 @@ def cmd_webcam(inv: Invocation) -> int:
     check_device(s["device"])
     webcam.parse_source(s["source"])  # a missing file fails before the model loads
     if s["output"] is not None:
-        out = Path(s["output"])
-        if out.suffix.lower() not in (".mp4", ".avi", ".mov", ".m4v", ".mkv"):
-            raise UsageError(f"output must be a .mp4, .avi, .mov, .m4v or .mkv file, got {s['output']!r}")
-        if not out.parent.is_dir():
-            raise UsageError(f"output folder {str(out.parent)!r} does not exist")
+        webcam.check_output(s["output"])
     detector = Detector(s["weights"], device=s["device"], allow_pickle=s["allow_pickle"], imgsz=s["imgsz"])
 
     def started(stats):

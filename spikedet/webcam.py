@@ -91,6 +91,11 @@ def _quiet_opencv():
         log.setLogLevel(previous)
 
 
+def _is_file(target: str | int) -> bool:
+    """A parsed source that is a video file (not a camera index, not a stream URL)."""
+    return isinstance(target, str) and "://" not in target
+
+
 def open_capture(source: str | int) -> cv2.VideoCapture:
     """An opened ``cv2.VideoCapture`` that has delivered a first frame, or :class:`SpikedetError`."""
     target = parse_source(source)
@@ -104,7 +109,7 @@ def open_capture(source: str | int) -> cv2.VideoCapture:
     if not ok:
         capture.release()
         raise SpikedetError(f"{what} opened but gives no frames")
-    if isinstance(target, str) and "://" not in target:
+    if _is_file(target):
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a file: start again from its first frame
     return capture
 
@@ -294,13 +299,24 @@ class LiveView:
 
 # -- the loop --------------------------------------------------------------------------------------
 
-def open_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v"}
+
+
+def check_output(path: str | Path) -> str:
+    """The codec for an output video path, or :class:`SpikedetError` for a suffix or folder that cannot work."""
     path = Path(path)
-    fourcc = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v"}.get(path.suffix.lower())
+    fourcc = _FOURCC.get(path.suffix.lower())
     if fourcc is None:
         raise SpikedetError(f"output must be a .mp4, .avi, .mov, .m4v or .mkv file, got {str(path)!r}")
-    if path.parent and not path.parent.is_dir():
+    if not path.parent.is_dir():
         raise SpikedetError(f"output folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise SpikedetError(f"output {str(path)!r} is a folder")
+    return fourcc
+
+
+def open_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    fourcc = check_output(path)
     with _quiet_opencv():
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
     if not writer.isOpened():
@@ -330,7 +346,7 @@ def run(
     is called once the source is open and the view (if any) listens; ``log(text)`` gets progress lines.
     """
     capture = open_capture(source)
-    is_file = isinstance(parse_source(source), str) and "://" not in str(source)
+    is_file = _is_file(parse_source(source))
     stats = WebcamStats(source=str(source))
     writer = view = None
     try:
@@ -378,7 +394,7 @@ def run(
             if view is not None:
                 ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if ok:
-                    view.hub.publish(jpeg.tobytes(), _public(stats))
+                    view.hub.publish(jpeg.tobytes(), stats.as_dict())
                 if is_file:  # a file plays no faster than its own frame rate in the browser
                     delay = 1.0 / src_fps - (time.perf_counter() - now)
                     if delay > 0:
@@ -395,6 +411,3 @@ def run(
             view.close()
     return stats
 
-
-def _public(stats: WebcamStats) -> dict:
-    return stats.as_dict()
