@@ -78,13 +78,6 @@ def open_checked(data: bytes, max_pixels: int) -> tuple[str, Image.Image]:
     return kind, img
 
 
-def check_header(data: bytes, max_pixels: int) -> tuple[str, int, int]:
-    """``(format, width, height)`` from the header alone (see :func:`open_checked`)."""
-    kind, img = open_checked(data, max_pixels)
-    with img:
-        return kind, img.width, img.height
-
-
 def decode(data: bytes, max_pixels: int) -> np.ndarray:
     """Check and decode an upload into a BGR ``uint8`` array ``[H, W, 3]`` (EXIF orientation applied)."""
     kind, img = open_checked(data, max_pixels)

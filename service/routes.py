@@ -61,10 +61,10 @@ def build_routers(settings: Settings) -> list[APIRouter]:
                 responses=_errors(503))
     async def readyz(request: Request):
         state = _state(request)
-        if state.status != "ready":
-            message = state.error if state.status == "failed" else "model is loading"
-            return JSONResponse({"error": message, "status": state.status}, status_code=503,
-                                headers={"Retry-After": str(settings.retry_after_s)})
+        try:
+            state.require_ready()
+        except ApiError as e:  # the same answer /v1/detect gives, plus the state
+            return JSONResponse({"error": e.message, "status": state.status}, status_code=e.status, headers=e.headers)
         return {"status": "ready", "weights": (state.info or {}).get("weights"), "load_seconds": state.load_seconds,
                 "in_flight": state.in_flight, "max_concurrency": settings.max_concurrency,
                 "workers": settings.workers, "torch_threads": state.torch_threads, "served": state.served,

@@ -23,6 +23,10 @@ class SettingsError(SpikedetError):
     """A setting (from the environment or from code) has a bad value."""
 
 
+#: uvicorn's log levels
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
 def _setting(default, help: str, minimum=None, maximum=None):
     return field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum})
 
@@ -65,7 +69,7 @@ class Settings:
     max_connections: int = _setting(
         256, "open connections uvicorn accepts before answering 503 itself (plain text); 0: no cap", 0, 1_000_000)
     keepalive_s: float = _setting(5.0, "idle keep-alive connections are closed after this many seconds", 0.1, 3600)
-    log_level: str = _setting("info", "uvicorn log level (critical, error, warning, info, debug)")
+    log_level: str = _setting("info", "uvicorn log level (" + ", ".join(LOG_LEVELS) + ")")
 
     def __post_init__(self):
         for f in fields(self):
@@ -84,9 +88,10 @@ class Settings:
             raise SettingsError(
                 f"need SPIKEDET_IMGSZ_MIN <= SPIKEDET_IMGSZ <= SPIKEDET_IMGSZ_MAX, got {self.imgsz_min}, "
                 f"{self.imgsz}, {self.imgsz_max}")
-        if self.log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
-            raise SettingsError(
-                f"SPIKEDET_LOG_LEVEL must be critical, error, warning, info or debug, got {self.log_level!r}")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"SPIKEDET_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        if self.api_key is not None and not self.api_key.isascii():
+            raise SettingsError("SPIKEDET_API_KEY must be ASCII (clients send it in an HTTP header)")
         if not self.api_key_header.strip() or any(c in self.api_key_header for c in " :\r\n"):
             raise SettingsError(f"SPIKEDET_API_KEY_HEADER must be a header name, got {self.api_key_header!r}")
 

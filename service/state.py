@@ -57,7 +57,6 @@ class ServiceState:
         self.rejected_busy = 0
         self._replicas: queue.SimpleQueue = queue.SimpleQueue()
         self._thread_setup = threading.local()
-        self._loader: threading.Thread | None = None
         self.decode_limiter: anyio.CapacityLimiter | None = None
         self.infer_limiter: anyio.CapacityLimiter | None = None
 
@@ -68,8 +67,7 @@ class ServiceState:
         # one token per replica, taken on the event loop: anyio serves waiters first come, first served
         # (threads blocking on a queue of replicas are not: one request once waited 15 s behind newer ones)
         self.infer_limiter = anyio.CapacityLimiter(self.settings.workers)
-        self._loader = threading.Thread(target=self._load, name="spikedet-load", daemon=True)
-        self._loader.start()
+        threading.Thread(target=self._load, name="spikedet-load", daemon=True).start()
 
     def _load(self) -> None:
         start = time.perf_counter()

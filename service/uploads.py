@@ -46,7 +46,7 @@ async def read_image(request: Request, settings: Settings) -> bytes:
             raise ApiError(400, f"bad Content-Length {declared!r}")
         if int(declared) > limit:
             raise _too_large(limit)
-    sink = _FormImage(content_type, settings.max_upload_bytes) if multipart else _RawImage(limit)
+    sink = _FormImage(content_type, settings.max_upload_bytes) if multipart else _RawImage()
     received = 0
     try:
         with anyio.fail_after(settings.upload_timeout_s):
@@ -63,8 +63,9 @@ async def read_image(request: Request, settings: Settings) -> bytes:
 
 
 class _RawImage:
-    def __init__(self, limit: int):
-        self.limit = limit
+    """A raw image body (the byte limit is counted by the caller while the body streams in)."""
+
+    def __init__(self):
         self.data = bytearray()
 
     def write(self, chunk: bytes) -> None:

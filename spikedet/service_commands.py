@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 
 from spikedet.cli import Invocation, Setting, UsageError, command, emit_json
+from spikedet.service.settings import LOG_LEVELS
 
-_SERVE_HELP_ENV = "(default: $SPIKEDET_{} or {})"
+def _env_default(name: str, default=None) -> str:
+    """Help text naming a serve setting's environment variable and its default (read from the Settings)."""
+    if default is None:
+        from spikedet.service.settings import Settings
 
-
-def _env_default(name: str, default) -> str:
-    return _SERVE_HELP_ENV.format(name.upper(), default)
+        default = Settings.__dataclass_fields__[name].default
+    return f"(default: $SPIKEDET_{name.upper()} or {default})"
 
 
 def _log(text: str) -> None:
@@ -67,19 +70,19 @@ def bind(host: str, port: int) -> socket.socket:
     "run the HTTP detection service (web page at /, API at /v1/detect, docs at /docs)",
     settings={
         "weights": Setting("str", None, "weights .safetensors " + _env_default("weights", "the shipped weights")),
-        "host": Setting("str", None, "interface to listen on " + _env_default("host", "127.0.0.1")),
-        "port": Setting("int", None, "port (0: any free port) " + _env_default("port", 8000), minimum=0, maximum=65535),
+        "host": Setting("str", None, "interface to listen on " + _env_default("host")),
+        "port": Setting("int", None, "port (0: any free port) " + _env_default("port"), minimum=0, maximum=65535),
         "allow_pickle": Setting("bool", False, "accept a pickled .pt checkpoint (runs code from the file) "
                                                "(default: $SPIKEDET_ALLOW_PICKLE)"),
-        "device": Setting("str", None, "torch device " + _env_default("device", "cpu")),
-        "workers": Setting("int", None, "model replicas run in parallel " + _env_default("workers", 1), minimum=1),
+        "device": Setting("str", None, "torch device " + _env_default("device")),
+        "workers": Setting("int", None, "model replicas run in parallel " + _env_default("workers"), minimum=1),
         "torch_threads": Setting("int", None, "torch threads per replica, 0 = (cores - 1) / workers "
-                                 + _env_default("torch_threads", 0), minimum=0),
+                                 + _env_default("torch_threads"), minimum=0),
         "max_concurrency": Setting("int", None, "detect requests admitted at once, more get 503 "
-                                   + _env_default("max_concurrency", 4), minimum=1),
-        "imgsz": Setting("int", None, "default inference size " + _env_default("imgsz", 640), minimum=32),
-        "log_level": Setting("choice", None, "uvicorn log level " + _env_default("log_level", "info"),
-                             choices=("critical", "error", "warning", "info", "debug")),
+                                   + _env_default("max_concurrency"), minimum=1),
+        "imgsz": Setting("int", None, "default inference size " + _env_default("imgsz"), minimum=32, multiple=32),
+        "log_level": Setting("choice", None, "uvicorn log level " + _env_default("log_level"),
+                             choices=LOG_LEVELS),
     },
     json_output=False,
     examples=(

@@ -527,6 +527,8 @@ def test_settings_from_environment():
         ({"SPIKEDET_MAX_CONCURRENCY": "0"}, "SPIKEDET_MAX_CONCURRENCY must be >= 1"),
         ({"SPIKEDET_CONF": "1.5"}, "SPIKEDET_CONF must be <= 1"),
         ({"SPIKEDET_IMGSZ": "1600"}, "SPIKEDET_IMGSZ_MAX"),
+        ({"SPIKEDET_API_KEY": "clé"}, "SPIKEDET_API_KEY must be ASCII"),  # a header could never carry it
+        ({"SPIKEDET_LOG_LEVEL": "loud"}, "trace"),
     ]:
         with pytest.raises(SettingsError, match=needle):
             Settings.from_env(env)
