@@ -386,8 +386,10 @@ def _value_code(neuron: SpikingNeuron, out: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def verify(reference: nn.Module, converted: nn.Module, images: Tensor, path: Path_ = "bitplane") -> Verification:
-    """Compare ``converted`` (on ``path``) with the float ``reference`` model on ``images``."""
+def verify(reference: nn.Module, converted: nn.Module, images: Tensor, path: Path_ = "bitplane",
+           boxes: bool = False) -> Verification:
+    """Compare ``converted`` (on ``path``) with the float ``reference`` model on ``images``; ``boxes`` also
+    counts the detections that agree (same outputs, no extra forward pass)."""
     dtype = next(converted.parameters()).dtype
     set_spike_mode(converted, path)
     codes_ref, out_ref = neuron_codes(reference, images.to(dtype))
@@ -400,7 +402,12 @@ def verify(reference: nn.Module, converted: nn.Module, images: Tensor, path: Pat
     rel = max(
         float((a - b).abs().max() / a.abs().max().clamp_min(1e-30)) for a, b in zip(raw_ref, raw_new)
     )
-    return Verification(str(dtype).replace("torch.", ""), total, mismatches, rel)
+    v = Verification(str(dtype).replace("torch.", ""), total, mismatches, rel)
+    if boxes:
+        from spikedet.workflow import detection_agreement
+
+        v.boxes_agreeing, v.boxes_compared = detection_agreement(out_ref, out_new)
+    return v
 
 
 def _raw(out) -> list[Tensor]:

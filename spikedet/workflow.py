@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from spikedet import bitplane
-from spikedet.errors import SpikedetError
+from spikedet.errors import SpikedetError, first_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -127,11 +127,7 @@ def convert_and_verify(model: nn.Module, images: Tensor, names: list[str] | None
 
     conv32 = bitplane.convert(reference, images[:1])
     for path in ("integer", "bitplane"):
-        v = bitplane.verify(reference, conv32, images, path)
-        bitplane.set_spike_mode(conv32, path)
-        matched, compared = detection_agreement(reference(images), conv32(images))
-        v.boxes_agreeing, v.boxes_compared = matched, compared
-        report.float32[path] = v.as_dict()
+        report.float32[path] = bitplane.verify(reference, conv32, images, path, boxes=True).as_dict()
     bitplane.set_spike_mode(conv32, "integer")
     report.passed = bool(ok)
     return conv32, report
@@ -180,7 +176,7 @@ def select_device(device: str | None) -> torch.device:
     try:
         return ultralytics_select("" if device is None else str(device), verbose=False)
     except (ValueError, RuntimeError) as e:
-        raise SpikedetError(str(e).strip().splitlines()[0]) from None
+        raise SpikedetError(first_line(e)) from None
 
 
 def predict_each(detector, files: list[str], **kwargs):
