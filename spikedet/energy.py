@@ -27,7 +27,7 @@ import contextlib
 import json
 import math
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import torch
@@ -71,17 +71,15 @@ class _ConvPass:
     elements: list[float]
     encoding: str
     sources: list[str]
-    histograms: dict[str, Tensor] = field(default_factory=dict)
 
 
 class EnergyRecorder:
     """Collects per-conv counts during forward passes (see :func:`measure`)."""
 
-    def __init__(self, counting: Counting = "auto", histograms: bool = False):
+    def __init__(self, counting: Counting = "auto"):
         if counting not in ("auto", "binary", "unary"):
             raise ValueError(f"counting must be 'auto', 'binary' or 'unary', got {counting!r}")
         self.counting = counting
-        self.histograms = histograms
         self.passes: list[list[_ConvPass]] = []
         self.batch = 1
         self._hist_cache: dict = {}
@@ -138,13 +136,13 @@ RECORDER: ContextVar[EnergyRecorder | None] = ContextVar("spikedet_energy_record
 
 
 @contextlib.contextmanager
-def measure(model: nn.Module, counting: Counting = "auto", histograms: bool = False):
+def measure(model: nn.Module, counting: Counting = "auto"):
     """Record energy counts of every forward pass of ``model`` inside the block.
 
     The model must be in spike mode (:func:`spikedet.bitplane.set_spike_mode`) for spikes to be seen.
     Yields the :class:`EnergyRecorder`; each top-level forward starts a new pass.
     """
-    recorder = EnergyRecorder(counting, histograms)
+    recorder = EnergyRecorder(counting)
 
     def start(module, args):
         x = args[0] if args else None
@@ -199,7 +197,6 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
     b = recorder.batch
     macs, cheapest, merged = _macs(conv, y, b)
     spikes = torch.zeros(b, dtype=torch.float64)
-    histograms = {}
     encodings = set()
     for train, _ in terms:
         # counting as another encoding reads the raw codes q (zero offset included, no rest code)
@@ -208,9 +205,6 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
         hist = recorder.histogram(train.codes, code.levels)
         table = _spike_table(code)
         spikes += (hist.double() * table).sum(1)
-        if recorder.histograms:
-            key = train.source or f"train{len(histograms)}"
-            histograms[key] = histograms[key] + hist if key in histograms else hist
     first = terms[0][0].codes
     rows = first.shape[0] if first.dim() == 4 else 1
     elements = conv.in_channels * first.shape[-2] * first.shape[-1] * _per_image(rows, b)
@@ -225,7 +219,6 @@ def record_spike_conv(conv, x, terms, y: Tensor) -> None:
             [float(elements)] * b,
             "/".join(sorted(encodings)),
             [t.source for t, _ in terms],
-            histograms,
         )
     )
 

@@ -189,6 +189,8 @@ class SpikeDetectionValidator(DetectionValidator):
     def eval_json(self, stats: dict) -> dict:
         if self.training:
             return stats
+        import json
+
         from spikedet import coco
 
         dataset = self.dataloader.dataset
@@ -200,8 +202,6 @@ class SpikeDetectionValidator(DetectionValidator):
                 LOGGER.warning(f"coco_json {str(gt_path)!r} not found: COCO evaluation uses the YOLO labels")
                 gt_file = None
         if gt_file:
-            import json
-
             ground_truth = json.loads(gt_path.read_text())
             source = str(gt_path)
         else:
@@ -209,7 +209,7 @@ class SpikeDetectionValidator(DetectionValidator):
                 ((lb["im_file"], lb.get("shape") or _image_shape(lb["im_file"]), lb["cls"], lb["bboxes"]) for lb in dataset.labels),
                 self.names,
             )
-            (self.save_dir / "ground_truth.json").write_text(__import__("json").dumps(ground_truth))
+            (self.save_dir / "ground_truth.json").write_text(json.dumps(ground_truth))
             source = "YOLO labels"
         by_name = {Path(f).name: i for f, i in zip(files, coco.image_ids(files))}
         predictions = [{**p, "image_id": by_name.get(p["file_name"], p["image_id"])} for p in self.jdict]
