@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,15 +13,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Keep Ultralytics' settings, fonts and DDP files of the test run away from the user's config dir.
-os.environ.setdefault("SPIKEDET_CONFIG_DIR", str(Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / "spikedet-test-config"))
+os.environ.setdefault("SPIKEDET_CONFIG_DIR", str(Path(tempfile.gettempdir()) / "spikedet-test-config"))
 os.environ.pop("SPIKEDET_WEIGHTS", None)
 
 import spikedet  # noqa: E402,F401  (offline switches before anything imports Ultralytics)
 
 
 @pytest.fixture(scope="session")
-def coco8_yaml() -> str:
-    return str(ROOT / "data" / "coco8.yaml")
+def coco8_yaml(tmp_path_factory) -> str:
+    """A copy of the shipped coco8 (YAML and images): Ultralytics writes its label caches beside the labels."""
+    root = tmp_path_factory.mktemp("data")
+    shutil.copytree(ROOT / "data" / "coco8", root / "coco8")
+    shutil.copy(ROOT / "data" / "coco8.yaml", root / "coco8.yaml")
+    return str(root / "coco8.yaml")
 
 
 @pytest.fixture(scope="session")
