@@ -229,7 +229,7 @@ def _constant_map(conv: SpikeConv, per_channel: Tensor, hw: tuple[int, int]) -> 
     h, w = full.shape[-2:]
     if top + bottom >= h or left + right >= w:  # no interior: subtract the whole map
         return _ConstantTerms(conv.bias, None, full, None, (0, 0, 0, 0))
-    uniform = full[..., top : top + 1, left : left + 1]
+    uniform = full[..., top : top + 1, left : left + 1].clone()  # not a view: the full map can be freed
     bias = -uniform.reshape(-1) if conv.bias is None else conv.bias.to(full.dtype) - uniform.reshape(-1)
     border = full - uniform if any(widths) else None
     return _ConstantTerms(bias, uniform, None, border, (top, bottom, left, right))
