@@ -52,8 +52,8 @@ CONFIGS = {
 
 
 def evaluate(model, val_images: Path, names, imgsz: int, batch: int) -> dict:
-    from spikedet.model import SpikeDetectionValidator
-    from spikedet.workflow import folder_dataset
+    from spikedet.engine.val import SpikeDetectionValidator
+    from spikedet.io.datasets import folder_dataset
 
     with folder_dataset(val_images, names) as data, tempfile.TemporaryDirectory() as tmp:
         args = dict(task="detect", mode="val", data=str(data), imgsz=imgsz, batch=batch, conf=0.001, iou=0.6, rect=True,
@@ -65,17 +65,15 @@ def evaluate(model, val_images: Path, names, imgsz: int, batch: int) -> dict:
 
 
 def measure_energy(snn, files: list[str], imgsz: int) -> dict:
-    from spikedet import energy
-    from spikedet.model import SpikeYOLO
-    from spikedet.workflow import ensure_spiking
+    from spikedet.convert.bitplane import spiking
+    from spikedet.engine.yolo import SpikeYOLO
+    from spikedet.measure import energy
 
-    from spikedet.workflow import predict_each
-
-    spiking = ensure_spiking(snn, "integer")
-    detector = SpikeYOLO(spiking)
+    detector = SpikeYOLO(ROOT / "weights" / "yolov5n.pt")  # a YOLO wrapper whose network is replaced by the SNN
+    detector.model = spiking(snn, "integer")
     snn_mj = ann_mj = spikes = elements = 0.0
-    with energy.measure(spiking) as recorder:
-        for file, _ in predict_each(detector, files, imgsz=imgsz, conf=0.25):  # each image on its own, as spikedet energy
+    with energy.measure(detector.model) as recorder:
+        for file, _ in detector.predict_files(files, imgsz=imgsz, conf=0.25):  # each image on its own, as spikedet energy
             report = recorder.next_report(None, file)
             snn_mj += report.snn_mJ
             ann_mj += report.ann_mJ
@@ -101,9 +99,9 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
 
     import spikedet  # noqa: F401
-    from spikedet import a2s
-    from spikedet.workflow import image_files, load_batch
-    from spikedet.yolov5_import import load_yolov5_checkpoint
+    from spikedet.convert import a2s
+    from spikedet.io.images import image_files, load_batch
+    from spikedet.io.yolov5 import load_yolov5_checkpoint
 
     val = Path(args.val_images)
     ann = load_yolov5_checkpoint(args.weights).eval().reparameterize()
@@ -129,7 +127,7 @@ def main(argv=None) -> list[dict]:
         print(f"{name}: AP {acc['AP']:.4f} ({acc['AP'] / base['AP']:.3f}x) energy {en['energy_ratio']:.3f}x "
               f"spikes/elem {en['spikes_per_element']:.2f}", file=sys.stderr, flush=True)
     print()
-    print(f"| encoding | AP (pycocotools) | AP50 | accuracy ratio | energy ratio SNN/ANN | mean spikes per element |")
+    print("| encoding | AP (pycocotools) | AP50 | accuracy ratio | energy ratio SNN/ANN | mean spikes per element |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         ratio = r["AP"] / base["AP"]

@@ -5,7 +5,7 @@ Rows (ratios against the ANN twin, measured in the same process):
 - ANN twin: the same re-parameterized network with every spiking neuron replaced by its ANN activation
   (ReLU for SpikeYOLO's neurons, SiLU for A2S neurons), float forward;
 - integer spiking model: the converted model on its integer path (the serving path);
-- integer + energy accounting: the same inside ``spikedet.energy.measure`` (spike counts per layer);
+- integer + energy accounting: the same inside ``spikedet.measure.energy.measure`` (spike counts per layer);
 - bit-plane simulation: the converted model convolving every 0/1 (or -1/0/+1) spike plane;
 - ONNX Runtime: the integer model exported to ONNX, on onnxruntime's CPU provider.
 
@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def ann_twin(model: nn.Module) -> nn.Module:
     """The model with every spiking neuron replaced by the ANN activation it stands for."""
-    from spikedet.a2s import A2SNeuron
-    from spikedet.neurons import SpikingNeuron
+    from spikedet.snn.neurons import A2SNeuron, SpikingNeuron
 
     twin = copy.deepcopy(model).float().eval()
     for name, module in list(twin.named_modules()):
@@ -71,22 +70,24 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
 
     import spikedet  # noqa: F401
-    from spikedet import bitplane, energy
-    from spikedet.weights import load_module
-    from spikedet.workflow import default_sample_dir, load_batch
+    from spikedet.convert import bitplane
+    from spikedet.io.images import load_batch, sample_images
+    from spikedet.io.weights import load_model
+    from spikedet.measure import energy
+    from spikedet.nn.mode import is_converted, set_spike_mode
 
-    model = load_module(args.model).float().eval()
-    if not getattr(model, "converted", False):
+    model = load_model(args.model, allow_pickle=True).float().eval()
+    if not is_converted(model):
         model.reparameterize()
-    image, _ = load_batch(default_sample_dir(), args.imgsz, 1)
+    image, _ = load_batch(sample_images("val"), args.imgsz, 1)
     twin = ann_twin(model)
-    converted = model if getattr(model, "converted", False) else bitplane.convert(model, image)
+    converted = model if is_converted(model) else bitplane.convert(model, image)
 
     rows = []
     with torch.inference_mode():
         t_ann = timed(lambda: twin(image), args.repeats)
         rows.append(("ANN twin (float, activations instead of neurons)", t_ann))
-        bitplane.set_spike_mode(converted, "integer")
+        set_spike_mode(converted, "integer")
         t_int = timed(lambda: converted(image), args.repeats)
         rows.append(("integer spiking model", t_int))
 
@@ -97,15 +98,14 @@ def main(argv=None) -> None:
 
         t_energy = timed(with_energy, args.repeats)
         rows.append(("integer + energy accounting", t_energy))
-        bitplane.set_spike_mode(converted, "bitplane")
+        set_spike_mode(converted, "bitplane")
         t_bp = timed(lambda: converted(image), args.bitplane_repeats)
         rows.append(("bit-plane simulation", t_bp))
-        bitplane.set_spike_mode(converted, "integer")
+        set_spike_mode(converted, "integer")
 
     if not args.no_onnx:
         import onnxruntime as ort
-
-        from spikedet.export import export_onnx
+        from spikedet.convert.onnx import export_onnx
 
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(converted, Path(tmp) / "m.onnx", args.imgsz)

@@ -35,8 +35,9 @@ import httpx
 import numpy as np
 import psutil
 
-from spikedet.service.state import default_torch_threads
-from spikedet.service.testing import server_process, tiny_weights
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/ holds the server helpers
+from spikedet.service.state import default_torch_threads  # noqa: E402
+from tests.support.service import server_process, tiny_weights  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -58,9 +59,9 @@ class RawModel:
 
     def __init__(self, weights: Path, image_bytes: bytes, imgsz: int, torch_threads: int):
         import torch
+        from spikedet.service.images import decode
 
         from spikedet.detector import Detector
-        from spikedet.service.images import decode
 
         self.image, self.imgsz = decode(image_bytes, 10**9), imgsz
         self.detector = Detector(weights, imgsz=imgsz)

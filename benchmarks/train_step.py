@@ -35,14 +35,14 @@ def _status(field: str) -> int:
 
 def child(args) -> dict:
     import torch
+    from spikedet.snn.neurons import SpikingNeuron
     from torch import nn
-
-    import spikedet  # noqa: F401
-    from spikedet.model import SpikeDetectionModel
-    from spikedet.neurons import SpikingNeuron
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_dataloader, build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
+
+    import spikedet  # noqa: F401
+    from spikedet.model.detection import SpikeDetectionModel
 
     torch.manual_seed(0)
     device = torch.device(args.device)

@@ -1,6 +1,6 @@
 """COCO accuracy of the official YOLOv5n weights rebuilt as a spikedet model (the ANN before conversion).
 
-Loads ``weights/yolov5n.pt`` with :func:`spikedet.yolov5_import.load_yolov5_checkpoint` and validates it
+Loads ``weights/yolov5n.pt`` with :func:`spikedet.io.yolov5.load_yolov5_checkpoint` and validates it
 with spikedet's validator (Ultralytics' detection validator plus pycocotools) on an image folder whose YOLO
 labels sit in the matching ``labels`` folder (``/images/`` -> ``/labels/``, Ultralytics' rule).
 
@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    from spikedet.engine.coco import COCO80_NAMES
+    from spikedet.io.datasets import folder_dataset
+    from spikedet.io.yolov5 import load_yolov5_checkpoint
+
     import spikedet  # noqa: F401  (offline switches before Ultralytics is imported)
-    from spikedet.coco import COCO80_NAMES
-    from spikedet.model import SpikeDetectionValidator
-    from spikedet.workflow import folder_dataset
-    from spikedet.yolov5_import import load_yolov5_checkpoint
+    from spikedet.engine.val import SpikeDetectionValidator
 
     images = Path(args.images).expanduser().resolve()
     if not images.is_dir():

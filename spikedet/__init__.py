@@ -1,25 +1,45 @@
 """spikedet: spiking object detection with IBRA-LIF neurons on the stock Ultralytics pipeline.
 
-``import spikedet`` is light: it makes Ultralytics offline-safe and exposes the neurons; the detector
-classes are imported from Ultralytics on first use (``spikedet.SpikeYOLO``).
+``import spikedet`` is light: it makes Ultralytics offline-safe and answers the module names of earlier
+versions (for old checkpoints); everything else is imported on first use (``spikedet.SpikeYOLO``).
+See ARCHITECTURE.md for the layers; the public names:
+
+- models: :class:`SpikeYOLO` (Ultralytics' ``Model`` API), :class:`SpikeDetectionModel`, :func:`load_model`;
+- neurons: :class:`IBRALIF`, :class:`ILIF`, :class:`LIF`, :class:`SpikingNeuron`, :class:`SpikeCode`;
+- applications: :class:`Detector` (detections with energy per image);
+- the commands as functions: :func:`convert_weights`, :func:`a2s_weights`, :func:`export_weights`,
+  :func:`measure_energy`, :func:`analyze_weights`, :func:`model_info`.
 """
 
+from spikedet.compat import install_legacy_names
 from spikedet.offline import make_offline_safe
 
 make_offline_safe()  # before anything imports Ultralytics
-
-from spikedet.neurons import ILIF, IBRALIF, LIF, SpikeCode, SpikingNeuron  # noqa: E402
+install_legacy_names()
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "SpikeYOLO": "spikedet.model",
-    "SpikeDetectionModel": "spikedet.model",
-    "SpikeDetectionTrainer": "spikedet.model",
-    "SpikeDetectionValidator": "spikedet.model",
+    "SpikeYOLO": "spikedet.engine.yolo",
+    "SpikeDetectionModel": "spikedet.model.detection",
+    "SpikeDetectionTrainer": "spikedet.engine.train",
+    "SpikeDetectionValidator": "spikedet.engine.val",
+    "load_model": "spikedet.io.weights",
+    "IBRALIF": "spikedet.snn.neurons",
+    "ILIF": "spikedet.snn.neurons",
+    "LIF": "spikedet.snn.neurons",
+    "SpikingNeuron": "spikedet.snn.neurons",
+    "SpikeCode": "spikedet.snn.code",
+    "Detector": "spikedet.detector",
+    "convert_weights": "spikedet.convert.pipelines",
+    "a2s_weights": "spikedet.convert.pipelines",
+    "export_weights": "spikedet.convert.pipelines",
+    "measure_energy": "spikedet.measure.pipelines",
+    "analyze_weights": "spikedet.measure.pipelines",
+    "model_info": "spikedet.measure.pipelines",
 }
 
-__all__ = ["IBRALIF", "ILIF", "LIF", "SpikeCode", "SpikingNeuron", "__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):

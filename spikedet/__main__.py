@@ -2,6 +2,6 @@
 
 import sys
 
-from spikedet.cli import main
+from spikedet.cli.main import main
 
 sys.exit(main())

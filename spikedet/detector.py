@@ -1,13 +1,15 @@
 """One object for applications: load weights once, then detect objects and estimate energy per image.
 
     >>> from spikedet.detector import Detector
-    >>> det = Detector("weights/yolov5n-a2s.safetensors")        # doctest: +SKIP
+    >>> det = Detector("yolov5n-a2s.safetensors")                 # doctest: +SKIP
     >>> result = det.detect(cv2.imread("bus.jpg"))                # doctest: +SKIP
     >>> result.to_dict()["energy"]["efficiency"]                  # doctest: +SKIP
 
 The model runs in spike mode on the integer path (the fast path; same spikes as the bit-plane simulation),
-so every detection comes with the energy report of the spikes that produced it. The service and the webcam
-demo use this class; it is safe to share between threads (calls are serialised).
+so every detection comes with the energy report of the spikes that produced it. The service, the webcam
+demo and ``spikedet demo`` use this class; it is safe to share between threads (calls are serialised).
+:func:`detections` is the one mapping from Ultralytics' ``Results`` to :class:`Detection` (``predict`` uses
+it too).
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from spikedet import energy
+from spikedet.convert.bitplane import spiking
+from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError
+from spikedet.io.images import check_imgsz
+from spikedet.io.weights import resolve
+from spikedet.measure import energy
+from spikedet.model.detection import describe_model, model_stride
 
 
 @dataclass
@@ -35,6 +41,17 @@ class Detection:
         x1, y1, x2, y2 = self.box
         return {"class_id": self.class_id, "name": self.name, "confidence": self.confidence,
                 "box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}}
+
+
+def detections(result) -> list[Detection]:
+    """The detections of one Ultralytics ``Results``: boxes in original-image pixels (0.1 px), confidences
+    to 4 decimals."""
+    boxes = result.boxes
+    return [
+        Detection(int(c), result.names.get(int(c), str(int(c))), round(float(p), 4),
+                  tuple(round(float(v), 1) for v in xyxy))
+        for xyxy, p, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist())
+    ]
 
 
 @dataclass
@@ -76,17 +93,15 @@ class Detector:
         constants: energy.EnergyConstants | None = None,
         imgsz: int = 640,
     ):
-        from spikedet.model import SpikeYOLO
-        from spikedet.weights import load_module, resolve_for_inference
-        from spikedet.workflow import ensure_spiking
-
-        self.weights = resolve_for_inference(weights, allow_pickle)
+        self.weights = resolve(weights, allow_pickle=allow_pickle)
         self.device = device
         self.counting = counting
         self.constants = constants or energy.EnergyConstants()
-        self.imgsz = imgsz
-        self.module = ensure_spiking(load_module(str(self.weights)), "integer")
-        self.model = SpikeYOLO(self.module)
+        self.yolo = SpikeYOLO(self.weights)
+        self.yolo.model = spiking(self.yolo.model, "integer")
+        self.module = self.yolo.model
+        self.stride = model_stride(self.module)
+        self.imgsz = check_imgsz(imgsz, self.stride)
         self.names = dict(self.module.names)
         self._lock = threading.Lock()
         self._info = describe_model(self.module, self.weights)
@@ -98,52 +113,15 @@ class Detector:
         """Detect objects in a BGR ``uint8`` image ``[H, W, 3]`` and estimate the energy of doing so."""
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
             raise SpikedetError("image must be an H x W x 3 array (BGR)")
+        size = self.imgsz if imgsz is None else check_imgsz(imgsz, self.stride)
         start = time.perf_counter()
         with self._lock:
             with energy.measure(self.module, self.counting) as recorder:
-                result = self.model.predict(
-                    image, conf=conf, iou=iou, imgsz=imgsz or self.imgsz, device=self.device, verbose=False
-                )[0]
+                result = self.yolo.predict(image, conf=conf, iou=iou, imgsz=size, device=self.device, verbose=False)[0]
             report = recorder.next_report(self.constants)
         total = (time.perf_counter() - start) * 1e3
-        boxes = result.boxes
-        detections = [
-            Detection(int(c), self.names.get(int(c), str(int(c))), round(float(p), 4), tuple(round(float(v), 1) for v in xyxy))
-            for xyxy, p, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist())
-        ]
         speed = result.speed or {}
         timing = {k: round(float(speed.get(k, 0.0)), 2) for k in ("preprocess", "inference", "postprocess")}
         timing["total"] = round(total, 2)
         h, w = image.shape[:2]
-        return DetectionResult(w, h, detections, report, timing, self.info())
-
-
-def describe_model(module, weights: Path | None = None) -> dict:
-    """Architecture, scale, neurons, parameters and class names of a spikedet model."""
-    from spikedet.neurons import SpikingNeuron
-
-    neurons = [m for m in module.modules() if isinstance(m, SpikingNeuron)]
-    yaml = getattr(module, "yaml", {}) or {}
-    levels = sorted({n.L for n in neurons})
-    ns = sorted({n.N for n in neurons})
-    info = {
-        "weights": None if weights is None else Path(weights).name,
-        "architecture": Path(str(yaml.get("yaml_file", "model"))).stem.split("-")[0] or "model",
-        "scale": yaml.get("scale"),
-        "state": "converted" if getattr(module, "converted", False) else "trained",
-        "neuron": {
-            "types": sorted({type(n).__name__ for n in neurons}),
-            "layers": len(neurons),
-            "T": max((n.T for n in neurons), default=1),
-            "L": levels[0] if len(levels) == 1 else [levels[0], levels[-1]] if levels else None,
-            "N": ns[0] if len(ns) == 1 else [ns[0], ns[-1]] if ns else None,
-            "D": neurons[0].D if len(levels) == 1 and len(ns) == 1 and neurons else None,
-            "B": max((n.code.planes for n in neurons), default=None),  # spike planes per timestep
-            "zero_offset": any(n.code.zero for n in neurons),
-        },
-        "parameters": int(sum(p.numel() for p in module.parameters())),
-        "classes": len(module.names),
-        "names": {int(k): v for k, v in dict(getattr(module, "names", {}) or {}).items()},
-        "stride": [int(s) for s in getattr(module, "stride", torch.tensor([32])).tolist()],
-    }
-    return info
+        return DetectionResult(w, h, detections(result), report, timing, self.info())

@@ -41,7 +41,7 @@ def python() -> str:
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory, coco8_yaml) -> Path:
     """A small SpikeYOLO trained for two epochs on coco8 (shared by the tests that need weights)."""
-    from spikedet.model import SpikeYOLO
+    from spikedet.engine.yolo import SpikeYOLO
 
     project = tmp_path_factory.mktemp("runs")
     model = SpikeYOLO("spikeyolo-t.yaml")

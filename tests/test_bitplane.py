@@ -7,53 +7,13 @@ import sys
 
 import pytest
 import torch
-from torch import nn
 
-from spikedet import bitplane
-from spikedet.a2s import A2SNeuron
+from spikedet.convert import bitplane, verify
 from spikedet.errors import SpikedetError
-from spikedet.neurons import IBRALIF, ILIF, SpikeCode
-from spikedet.nn import ops
-from spikedet.nn.layers import SpikeConv, SpikingConv, TimeRepeat
-
-
-class TwoLayer(nn.Module):
-    """image -> conv (real input) -> neuron -> conv: the smallest spiking network."""
-
-    def __init__(self, neuron, c=2, k=1):
-        super().__init__()
-        self.model = nn.Sequential(
-            TimeRepeat(1),
-            SpikingConv(None, SpikeConv(3, c, k, padding=k // 2, bias=True)),
-            SpikingConv(neuron, SpikeConv(c, 1, k, padding=k // 2, bias=True)),
-        )
-
-    def forward(self, x):
-        return self.model(x)[0]
-
-
-class Graph(nn.Module):
-    """Spike trains summed (residual) and concatenated with different codes, feeding padded 3x3 convs."""
-
-    def __init__(self, code_a: SpikeCode, code_b: SpikeCode, code_c: SpikeCode):
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.stem = SpikeConv(3, 4, 3, padding=1, bias=True)
-        self.a = A2SNeuron(code_a)
-        self.mid = SpikeConv(4, 4, 3, padding=1, bias=True)
-        self.b = A2SNeuron(code_b)
-        self.side = SpikeConv(4, 3, 1, bias=True)
-        self.c = A2SNeuron(code_c)
-        self.head = SpikeConv(7, 2, 3, padding=1, bias=True)
-        for m in (self.stem, self.mid, self.side, self.head):
-            m.weight.data = torch.randn(m.weight.shape, generator=g) * 0.5
-            m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.2
-
-    def forward(self, x):
-        a = self.a(self.stem(x))
-        summed = ops.add(a, self.b(self.mid(a)))  # a sum of two trains
-        joined = ops.cat([summed, self.c(self.side(a))], 1)  # a concat of trains with different codes
-        return self.head(joined)
+from spikedet.nn.mode import set_spike_mode
+from spikedet.snn.code import SpikeCode
+from spikedet.snn.neurons import IBRALIF, ILIF
+from tests.support.networks import Graph, TwoLayer
 
 
 def test_hand_checkable_two_layer_network():
@@ -71,7 +31,7 @@ def test_hand_checkable_two_layer_network():
     # W/N folded into the weights: the conv consumes integer codes
     assert torch.allclose(converted.model[2].body.weight.flatten(), torch.tensor([0.02, 0.005]))
     for path in ("integer", "bitplane"):
-        bitplane.set_spike_mode(converted, path)
+        set_spike_mode(converted, path)
         assert torch.allclose(converted(x), torch.full((1, 1, 4, 4), expected), atol=1e-6)
 
 
@@ -83,7 +43,7 @@ def test_bias_is_added_once_after_the_planes():
         net.model[2].body.weight.fill_(1.0)
         net.model[2].body.bias.fill_(100.0)
     x = torch.zeros(1, 3, 2, 2)
-    converted = bitplane.set_spike_mode(bitplane.convert(net, x), "bitplane")
+    converted = set_spike_mode(bitplane.convert(net, x), "bitplane")
     # adding the bias per plane (a known SpikeYOLO bug) would give 2 * 5.11 + 9 * 100
     assert torch.allclose(converted(x), torch.full((1, 1, 2, 2), 2 * 5.11 + 100.0))
 
@@ -105,7 +65,7 @@ def test_sums_concats_and_zero_offsets_are_exact_in_float64(codes):
     head = converted.head
     assert [t.offset for t in head.input_terms] == [0, 0, 4]  # two summed trains, one concatenated
     for path in ("integer", "bitplane"):
-        v = bitplane.verify(net, converted, x, path)
+        v = verify.verify(net, converted, x, path)
         assert v.code_mismatches == 0 and v.codes_total > 0
         assert v.max_relative_error < 1e-9, (path, v)
 
@@ -123,8 +83,8 @@ def test_constant_code_terms_follow_weight_changes():
     converted = bitplane.convert(first, x)
     expected = bitplane.convert(other, x)
     for path in ("integer", "bitplane"):
-        bitplane.set_spike_mode(converted, path)
-        bitplane.set_spike_mode(expected, path)
+        set_spike_mode(converted, path)
+        set_spike_mode(expected, path)
         with torch.no_grad():
             converted(x)  # fills the cache with the first weights
             converted.load_state_dict(expected.state_dict())
@@ -138,19 +98,20 @@ def test_summed_trains_with_different_scales_are_refused():
 
 
 def test_spike_mode_needs_a_reparameterized_model():
-    from spikedet.model import SpikeDetectionModel
+    from spikedet.model.detection import SpikeDetectionModel
 
     model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval()
     with pytest.raises(SpikedetError, match="re-parameterized"):
-        bitplane.set_spike_mode(model, "integer")
+        set_spike_mode(model, "integer")
 
 
 def test_spikeyolo_conversion_float64_exact_and_paths_agree(trained_checkpoint):
-    from spikedet.model import SpikeYOLO
-    from spikedet.workflow import convert_and_verify, default_sample_dir, load_batch
+    from spikedet.convert.verify import convert_and_verify
+    from spikedet.engine.yolo import SpikeYOLO
+    from spikedet.io.images import load_batch, sample_images
 
     model = SpikeYOLO(str(trained_checkpoint)).model
-    images, files = load_batch(default_sample_dir(), 96, 2)
+    images, files = load_batch(sample_images("val"), 96, 2)
     converted, report = convert_and_verify(model, images, files, 96)
     assert report.passed
     for path in ("integer", "bitplane"):
@@ -158,9 +119,9 @@ def test_spikeyolo_conversion_float64_exact_and_paths_agree(trained_checkpoint):
         assert report.float64[path]["max_relative_error"] < 1e-9
         assert report.float32[path]["mismatch_rate"] < 0.05
     # the two paths of the converted float32 model give identical outputs up to float32 sums
-    bitplane.set_spike_mode(converted, "integer")
+    set_spike_mode(converted, "integer")
     a = converted(images)[0]
-    bitplane.set_spike_mode(converted, "bitplane")
+    set_spike_mode(converted, "bitplane")
     b = converted(images)[0]
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-3)
 
@@ -174,7 +135,7 @@ def test_convert_command_writes_a_model_that_loads_everywhere(trained_checkpoint
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["passed"] and report["output"] == str(out) and out.is_file()
-    from spikedet.weights import load_safetensors, read_config
+    from spikedet.io.weights import load_safetensors, read_config
 
     config = read_config(out)
     assert config["state"] == "converted" and config["conversion"]
@@ -192,13 +153,13 @@ def test_convert_command_writes_a_model_that_loads_everywhere(trained_checkpoint
 
 
 def test_converted_weights_round_trip(tmp_path):
-    from spikedet.model import SpikeDetectionModel
-    from spikedet.weights import load_safetensors, save_safetensors
+    from spikedet.io.weights import load_safetensors, save_model
+    from spikedet.model.detection import SpikeDetectionModel
 
     model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval()
     x = torch.rand(1, 3, 64, 64)
     converted = bitplane.convert(model, x)
-    path = save_safetensors(converted, tmp_path / "m.safetensors")
+    path = save_model(converted, tmp_path / "m.safetensors")
     loaded = load_safetensors(path)
     assert torch.equal(loaded(x)[0], converted(x)[0])
 
@@ -209,8 +170,8 @@ def test_unary_neurons_convert_too():
     with torch.no_grad():
         net.model[1].body.weight.uniform_(0, 1)
     converted = bitplane.convert(net, x)
-    v = bitplane.verify(net, converted, x, "bitplane")
+    v = verify.verify(net, converted, x, "bitplane")
     assert v.code_mismatches == 0 and v.max_relative_error < 1e-9
-    bitplane.set_spike_mode(converted, "bitplane")
+    set_spike_mode(converted, "bitplane")
     with torch.no_grad():  # converted models deep-copy (Ultralytics' EMA and predictors do), conversion included
         assert torch.equal(copy.deepcopy(converted)(x), converted(x))

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from spikedet.cli import COMMANDS, UsageError, main, parse_args, parse_value
+from spikedet.cli.main import load_commands, main
+from spikedet.cli.parser import COMMANDS, UsageError, parse_args, parse_value
 
 
 def run_cli(*args, timeout=300):
@@ -20,7 +21,7 @@ def test_parse_value_is_ultralytics_style():
 
 
 def test_all_spellings_set_the_same_setting():
-    from spikedet import commands  # noqa: F401
+    load_commands()
 
     forms = [
         ["info", "spikeyolo-s.yaml", "imgsz=320"],
@@ -36,7 +37,7 @@ def test_all_spellings_set_the_same_setting():
 
 
 def test_flags_and_ultralytics_settings_are_validated():
-    from spikedet import commands  # noqa: F401
+    load_commands()
 
     inv = parse_args(["train", "coco8.yaml", "--rect", "epochs=3", "--lr0", "0.02"])
     assert inv.settings["rect"] is True and inv.settings["epochs"] == 3 and inv.settings["lr0"] == 0.02
@@ -101,7 +102,7 @@ def test_info_json_on_stdout_only():
 
 def test_info_paper_parameter_counts():
     """Parameter counts at nc=80 within 1% of the papers (13.2M / 23.1M / 48.1M / 68.8M)."""
-    from spikedet.model import SpikeDetectionModel
+    from spikedet.model.detection import SpikeDetectionModel
 
     for scale, paper in [("n", 13.2e6), ("s", 23.1e6), ("m", 48.1e6), ("l", 68.8e6)]:
         params = sum(p.numel() for p in SpikeDetectionModel(f"spikeyolo-{scale}.yaml", verbose=False).parameters())

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spikedet import coco
+from spikedet.engine import coco
 
 
 def test_coco_classes_map_to_the_91_id_space():

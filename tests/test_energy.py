@@ -7,10 +7,11 @@ import sys
 import pytest
 import torch
 
-from spikedet import bitplane, energy
-from spikedet.neurons import IBRALIF, ILIF
-
-from test_bitplane import TwoLayer
+from spikedet.convert import bitplane
+from spikedet.measure import energy
+from spikedet.nn.mode import set_spike_mode
+from spikedet.snn.neurons import IBRALIF, ILIF
+from tests.support.networks import TwoLayer
 
 E_MAC, E_AC = 4.6e-9, 0.9e-9  # mJ per op
 
@@ -62,14 +63,14 @@ def test_all_zero_image_and_constants():
 
 
 def test_both_paths_count_the_same_spikes(trained_checkpoint):
-    from spikedet.model import SpikeYOLO
-    from spikedet.workflow import default_sample_dir, load_batch
+    from spikedet.engine.yolo import SpikeYOLO
+    from spikedet.io.images import load_batch, sample_images
 
-    images, _ = load_batch(default_sample_dir(), 64, 2)
+    images, _ = load_batch(sample_images("val"), 64, 2)
     # float64: the two paths fire identical codes (float32 sums may flip a code on a rounding boundary)
     model = bitplane.convert(SpikeYOLO(str(trained_checkpoint)).model.double().eval(), images[:1].double())
     integer = energy.estimate_energy(model, images.double())
-    bitplane.set_spike_mode(model, "bitplane")
+    set_spike_mode(model, "bitplane")
     planes = energy.estimate_energy(model, images.double())
     for a, b in zip(integer, planes):
         assert a.spikes == b.spikes > 0 and a.snn_mJ == pytest.approx(b.snn_mJ, rel=1e-12)
@@ -118,8 +119,8 @@ def test_analyze_writes_plots_and_rates(trained_checkpoint, coco8_val_images, tm
 
 
 def test_ann_reference_runs_once_when_the_snn_runs_T_timesteps():
-    from spikedet.builder import load_model_cfg
-    from spikedet.model import SpikeDetectionModel
+    from spikedet.model.builder import load_model_cfg
+    from spikedet.model.detection import SpikeDetectionModel
 
     x = torch.rand(1, 3, 64, 64)
     reports = {}
@@ -135,9 +136,8 @@ def test_ann_reference_runs_once_when_the_snn_runs_T_timesteps():
 
 
 def test_counting_override_on_signed_codes_with_a_rest_code():
-    from spikedet.neurons import SpikeCode
-
-    from test_bitplane import Graph
+    from spikedet.snn.code import SpikeCode
+    from tests.support.networks import Graph
 
     net = Graph(SpikeCode(330, 100.0, 30, "naf", rest=28), SpikeCode(400, 100.0, 30, "naf"), SpikeCode(45, 10.0, 3, "naf"))
     x = torch.rand(1, 3, 8, 8)

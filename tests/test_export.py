@@ -26,18 +26,18 @@ def test_onnx_matches_pytorch_on_coco8(tmp_path):
     assert check["mismatch_rate"] < 0.25
     assert check["boxes_compared"] >= 5 and check["agreement"] >= 0.7
 
-    import numpy as np
     import onnxruntime as ort
-
     import torch
 
-    from spikedet.weights import load_module
-    from spikedet.workflow import default_sample_dir, detection_agreement, ensure_spiking, load_batch
+    from spikedet.convert.bitplane import spiking
+    from spikedet.convert.verify import detection_agreement
+    from spikedet.io.images import load_batch, sample_images
+    from spikedet.io.weights import load_model
 
     # the file handed to the user (head output only) against PyTorch, on the same coco8 images
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    model = ensure_spiking(load_module(DEFAULT), "integer")
-    images, _ = load_batch(default_sample_dir(), 320, 4)
+    model = spiking(load_model(DEFAULT), "integer")
+    images, _ = load_batch(sample_images("val"), 320, 4)
     matched = compared = 0
     with torch.no_grad():
         for image in images:

@@ -10,12 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from spikedet.builder import build_layers, load_model_cfg
+from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError
-from spikedet.model import SpikeDetectionModel, SpikeYOLO
-from spikedet.neurons import ILIF, IBRALIF
+from spikedet.model.builder import build_layers, load_model_cfg
+from spikedet.model.detection import SpikeDetectionModel
 from spikedet.nn import BLOCKS, register_block
-from spikedet.nn.layers import SpikeConv, SpikingConv
+from spikedet.nn.conv import SpikeConv
+from spikedet.nn.layers import SpikingConv
+from spikedet.snn.neurons import IBRALIF, ILIF
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -32,7 +34,7 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def neuron_codes(model: nn.Module, x: torch.Tensor):
-    from spikedet.bitplane import neuron_codes as codes_and_output
+    from spikedet.convert.verify import neuron_codes as codes_and_output
 
     return codes_and_output(model, x)
 

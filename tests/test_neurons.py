@@ -8,17 +8,14 @@ import pickle
 import pytest
 import torch
 
-from spikedet.neurons import (
-    IBRALIF,
-    ILIF,
-    LIF,
+from spikedet.snn.code import (
     SpikeCode,
     bit_planes,
     levels_from_range,
-    make_neuron,
     popcount,
     unary_planes,
 )
+from spikedet.snn.neurons import IBRALIF, ILIF, LIF, make_neuron
 
 
 def t1(*values, dtype=torch.float32):

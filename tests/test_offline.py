@@ -28,7 +28,7 @@ AUDITED_SCRIPT = textwrap.dedent(
     sys.addaudithook(audit)
 
     import spikedet  # noqa: F401
-    from spikedet.model import SpikeYOLO
+    from spikedet.engine.yolo import SpikeYOLO
     from ultralytics.utils import SETTINGS
     from ultralytics.utils.checks import check_font
     import ultralytics.utils.checks as checks

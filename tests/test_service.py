@@ -22,11 +22,16 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-
-from spikedet.assets import asset_dir
 from spikedet.service.app import create_app
 from spikedet.service.settings import Settings, SettingsError
-from spikedet.service.testing import FakeDetector, ThreadServer, server_process, tiny_weights
+
+from spikedet.assets import asset_dir
+from tests.support.service import (
+    FakeDetector,
+    ThreadServer,
+    server_process,
+    tiny_weights,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "coco8" / "images" / "val" / "000000000036.jpg"
@@ -227,8 +232,9 @@ def test_limits_are_public(client):
 # -- detect ----------------------------------------------------------------------------------------
 
 def test_detect_answers_exactly_the_detector_result(client, tiny):
-    from spikedet.detector import Detector
     from spikedet.service.images import decode
+
+    from spikedet.detector import Detector
 
     data = SAMPLE.read_bytes()
     r = client.post("/v1/detect", params={"conf": 0.001, "iou": 0.5}, files={"image": ("a.jpg", data, "image/jpeg")})
@@ -546,7 +552,7 @@ def test_every_setting_is_documented():
 # -- the serve command -----------------------------------------------------------------------------
 
 def test_serve_refuses_bad_start_up_in_one_line(tmp_path, capsys, tiny):
-    from spikedet.cli import main
+    from spikedet.cli.main import main
 
     pickle_file = tmp_path / "model.pt"
     pickle_file.write_bytes(b"x")

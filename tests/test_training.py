@@ -60,7 +60,7 @@ def test_ddp_launcher_file_builds_spikedets_trainer(tmp_path, coco8_yaml):
     (single process, CPU) and check it rebuilds spikedet's trainer and trains spikedet's model."""
     from ultralytics.utils.dist import generate_ddp_file
 
-    from spikedet.model import SpikeDetectionTrainer
+    from spikedet.engine.train import SpikeDetectionTrainer
 
     trainer = SpikeDetectionTrainer(
         overrides={"model": "spikeyolo-t.yaml", "data": coco8_yaml, "epochs": 1, "imgsz": 64, "batch": 4,
@@ -78,7 +78,7 @@ def test_ddp_launcher_file_builds_spikedets_trainer(tmp_path, coco8_yaml):
         env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
         proc = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "TRAINER spikedet.model SpikeDetectionTrainer" in proc.stdout
+        assert "TRAINER spikedet.engine.train SpikeDetectionTrainer" in proc.stdout
         assert "MODEL SpikeDetectionModel" in proc.stdout
         assert (tmp_path / "ddp" / "weights" / "last.pt").is_file()
     finally:

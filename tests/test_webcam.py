@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from spikedet.service.testing import tiny_weights
+from tests.support.service import tiny_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (320, 240)
@@ -141,7 +141,7 @@ def test_live_view_streams_mjpeg(detector, video):
 
 
 def test_cli_writes_a_bounded_video(tiny, video, tmp_path, capsys):
-    from spikedet.cli import main
+    from spikedet.cli.main import main
 
     out = tmp_path / "cli.mp4"
     code = main(["webcam", "--source", str(video), "--output", str(out), "--frames", "3", "--weights", str(tiny),
@@ -158,7 +158,7 @@ def test_cli_writes_a_bounded_video(tiny, video, tmp_path, capsys):
     ("97", "cannot open camera 97"),
 ])
 def test_cli_unopenable_source_is_one_line(tiny, tmp_path, capfd, source, needle, monkeypatch):
-    from spikedet.cli import main
+    from spikedet.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "not-a-video.mp4").write_text("this is text, not a video\n")
@@ -169,7 +169,7 @@ def test_cli_unopenable_source_is_one_line(tiny, tmp_path, capfd, source, needle
 
 
 def test_cli_bad_output_is_one_line(tiny, video, capsys):
-    from spikedet.cli import main
+    from spikedet.cli.main import main
 
     assert main(["webcam", str(video), "--output", "out.gif", "--weights", str(tiny)]) == 2
     assert "output must be" in capsys.readouterr().err

@@ -15,15 +15,15 @@ import pytest
 import torch
 from torch import nn
 
-from spikedet.nn.layers import SpikeConv
-from spikedet.nn.yolov5 import C3, V5Conv, V5Detect
-from spikedet.yolov5_import import (
+from spikedet.io.yolov5 import (
     RESTRICTED_PICKLE,
     Yolov5ImportError,
     load_yolov5_checkpoint,
     read_yolov5_checkpoint,
     restricted_loads,
 )
+from spikedet.nn.conv import SpikeConv
+from spikedet.nn.yolov5 import C3, V5Conv, V5Detect
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights" / "yolov5n.pt"
@@ -89,7 +89,7 @@ def test_shipped_weights_are_the_official_file():
 
 
 def test_yaml_builds_the_yolov5n_layout():
-    from spikedet.model import SpikeDetectionModel
+    from spikedet.model.detection import SpikeDetectionModel
 
     model = SpikeDetectionModel("yolov5n.yaml", verbose=False)
     assert sum(p.numel() for p in model.parameters()) == 1_872_157  # YOLOv5n v6
@@ -136,7 +136,7 @@ def test_model_pickles_and_moves_its_anchors(yolov5n):
 def test_mismatched_config_fails_loudly(tmp_path):
     if not WEIGHTS.is_file():
         pytest.skip("weights/yolov5n.pt is not present")
-    from spikedet.builder import load_model_cfg
+    from spikedet.model.builder import load_model_cfg
 
     cfg = load_model_cfg("yolov5n.yaml")
     cfg["backbone"][2] = [-1, 1, "C3", [128, 6, "depth"]]  # two bottlenecks where the checkpoint has one
@@ -161,7 +161,7 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @needs_weights
 def test_predicts_labelled_objects_on_coco8(yolov5n, tmp_path, coco8_val_images):
-    from spikedet.model import SpikeYOLO
+    from spikedet.engine.yolo import SpikeYOLO
 
     ckpt = tmp_path / "yolov5n-spikedet.pt"
     torch.save({"model": copy.deepcopy(yolov5n).half(), "train_args": {}, "epoch": -1, "date": None}, ckpt)

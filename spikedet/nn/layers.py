@@ -1,8 +1,9 @@
-"""Layers shared by spikedet's models.
+"""Layers shared by spikedet's models: the spiking unit, BN padding, time repeat, upsample and concat.
 
 Tensors between blocks carry time first: ``[T, B, C, H, W]``. Convolutions fold ``T`` into the batch.
-Every conv in a spikedet model is a :class:`SpikeConv`, so that operation counts, the bit-plane converter
-and the energy estimator find all of them (and only them: Ultralytics' DFL conv is not counted).
+Every conv in a spikedet model is a :class:`~spikedet.nn.conv.SpikeConv`, so that operation counts, the
+bit-plane converter and the energy estimator find all of them (and only them: Ultralytics' DFL conv is not
+counted).
 """
 
 from __future__ import annotations
@@ -11,69 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spikedet import energy, reparam
-from spikedet.nn import ops
+from spikedet.nn import ops, reparam
+from spikedet.nn.conv import SpikeConv
 from spikedet.nn.registry import register_block
-
-
-class SpikeConv(nn.Conv2d):
-    """A ``Conv2d`` that knows its operation count.
-
-    ``trained_macs_per_pixel`` is set on convs produced by merging a chain (RepConv, SepConv tail): the
-    multiply-accumulates per output pixel of the chain as it was trained, so the cheapest ANN form of the
-    network can be counted after re-parameterization.
-    """
-
-    trained_macs_per_pixel: int | None = None
-    # Set by the bit-plane converter (spikedet.bitplane): the spike trains this conv was converted for
-    # (weights then hold W * scale / N per input channel), the constant codes per input channel that the
-    # integer and the bit-plane paths remove (zero offsets), and the execution path in spike mode.
-    input_terms: list | None = None
-    zero_codes: Tensor | None = None
-    plane_offsets: Tensor | None = None
-    spike_path: str = "integer"
-    report_name: str = ""
-
-    def forward(self, x):
-        if isinstance(x, Tensor):
-            y = super().forward(x)
-            if energy.RECORDER.get() is not None:
-                energy.record_real_conv(self, x, y)
-            return y
-        from spikedet.bitplane import spike_conv_forward
-
-        return spike_conv_forward(self, x)
-
-    def macs_per_pixel(self) -> int:
-        k = self.kernel_size[0] * self.kernel_size[1]
-        return self.in_channels * self.out_channels * k // self.groups
-
-    def macs(self, out_hw: tuple[int, int]) -> int:
-        """``C_in * C_out * k^2 * H_out * W_out / groups`` for one image."""
-        return self.macs_per_pixel() * out_hw[0] * out_hw[1]
-
-    @classmethod
-    def from_weights(
-        cls, weight: Tensor, bias: Tensor | None, stride=1, padding=0, groups: int = 1
-    ) -> "SpikeConv":
-        c_out, c_in_g, kh, kw = weight.shape
-        conv = cls(c_in_g * groups, c_out, (kh, kw), stride, padding, groups=groups, bias=bias is not None)
-        conv.to(device=weight.device, dtype=weight.dtype)
-        with torch.no_grad():
-            conv.weight.copy_(weight)
-            if bias is not None:
-                conv.bias.copy_(bias)
-        return conv
-
-
-def conv_bn_merge(conv: SpikeConv, bn: nn.BatchNorm2d | None) -> SpikeConv:
-    """A single conv equal to ``bn(conv(x))`` (eval mode)."""
-    if bn is None:
-        return conv
-    w, b = reparam.fold_bn(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(), bn)
-    merged = SpikeConv.from_weights(w, b, conv.stride, conv.padding, conv.groups)
-    merged.trained_macs_per_pixel = conv.trained_macs_per_pixel
-    return merged
 
 
 class BNPad(nn.BatchNorm2d):
@@ -138,7 +79,7 @@ class SpikingConv(nn.Module):
         if self.reparameterized:
             return
         conv = self.body if isinstance(self.body, SpikeConv) else self.body.merge()
-        self.body = conv_bn_merge(conv, self.norm)
+        self.body = conv.merged_with(self.norm)
         self.norm = None
 
 

@@ -2,10 +2,10 @@
 
 Blocks combine activations through these functions instead of calling ``torch`` directly, so the same
 model code runs on plain tensors (training, ANN inference) and on spike-coded activations (spike mode:
-the bit-plane converter and the energy estimator pass :mod:`spikedet.spikes` objects between layers).
+the bit-plane converter and the energy estimator pass :mod:`spikedet.snn.spikes` objects between layers).
 
-On spikes: adding trains gives a :class:`~spikedet.spikes.SpikeSum`, concatenating channels a
-:class:`~spikedet.spikes.SpikeCat`; max-pool and nearest upsampling act on the codes directly (exact,
+On spikes: adding trains gives a :class:`~spikedet.snn.spikes.SpikeSum`, concatenating channels a
+:class:`~spikedet.snn.spikes.SpikeCat`; max-pool and nearest upsampling act on the codes directly (exact,
 since a code's value grows with the code). Anything else falls back to real values.
 """
 
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spikedet.spikes import SpikeCat, SpikeSum, SpikeTrain, as_value, is_spiking
+from spikedet.snn.spikes import SpikeCat, SpikeSum, SpikeTrain, as_value, is_spiking
 
 
 def add(a, b):

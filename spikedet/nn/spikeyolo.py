@@ -11,9 +11,9 @@ from torch import Tensor, nn
 from ultralytics.nn.modules.block import DFL
 from ultralytics.nn.modules.head import Detect
 
-from spikedet import reparam
-from spikedet.nn import ops
-from spikedet.nn.layers import BNPad, SpikeConv, SpikingConv
+from spikedet.nn import ops, reparam
+from spikedet.nn.conv import SpikeConv
+from spikedet.nn.layers import BNPad, SpikingConv
 from spikedet.nn.registry import NeuronFactory, register_block
 
 
@@ -191,8 +191,3 @@ class SpikeDetect(Detect):
         scores = torch.cat([cls_head[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], dim=-1)
         # The loss and the anchor grid only read the feature maps' shapes: the first timestep's views suffice.
         return {"boxes": boxes, "scores": scores, "feats": [xi[0] for xi in x]}
-
-
-def unit_modules(model: nn.Module) -> list[SpikingConv]:
-    """All spiking units of a model, in definition order."""
-    return [m for m in model.modules() if isinstance(m, SpikingConv)]

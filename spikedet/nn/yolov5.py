@@ -4,13 +4,13 @@ The blocks follow the architecture of Ultralytics' YOLOv5 release 6 (Conv = conv
 bottlenecks, SPPF, nearest upsampling, concatenation, an anchor-based detection head). They work on
 ordinary 4D tensors ``[B, C, H, W]``; no spiking neurons are involved (``neuron=False``). Module and
 attribute names mirror YOLOv5's (``conv``/``bn``/``act``, ``cv1``/``cv2``/``cv3``/``m``), so parameter
-names line up with the official checkpoints (see :mod:`spikedet.yolov5_import`).
+names line up with the official checkpoints (see :mod:`spikedet.io.yolov5`).
 
 Conversion hooks:
 
 - every activation is the submodule attribute ``act`` of a :class:`V5Conv` (``nn.SiLU()`` by default),
   so a converter can swap it for a spiking neuron;
-- every convolution is a :class:`~spikedet.nn.layers.SpikeConv` (operation counting finds it);
+- every convolution is a :class:`~spikedet.nn.conv.SpikeConv` (operation counting finds it);
 - tensors are combined only through :mod:`spikedet.nn.ops` (add, cat, maxpool, upsample).
 
 Architecture facts from YOLOv5 (Ultralytics, AGPL-3.0); the code here is spikedet's own.
@@ -24,7 +24,8 @@ from ultralytics.nn.modules.head import Detect
 from ultralytics.utils import LOGGER
 
 from spikedet.nn import ops
-from spikedet.nn.layers import SpikeConcat, SpikeConv, SpikeUpsample, conv_bn_merge
+from spikedet.nn.conv import SpikeConv
+from spikedet.nn.layers import SpikeConcat, SpikeUpsample
 from spikedet.nn.registry import register_block, scaled_depth
 
 BN_EPS = 1e-3  # YOLOv5's BatchNorm settings (its initialize_weights sets them on every BN)
@@ -62,7 +63,7 @@ class V5Conv(nn.Module):
     def reparameterize(self) -> None:
         """Fold the BN into the conv (eval statistics): ``conv (with bias) -> act``."""
         if self.bn is not None:
-            self.conv = conv_bn_merge(self.conv, self.bn)
+            self.conv = self.conv.merged_with(self.bn)
             self.bn = None
 
 

@@ -1,0 +1,131 @@
+"""Commands that turn weights into other weights: ``convert``, ``a2s`` and ``export``.
+
+Each is a thin shell over its library function in :mod:`spikedet.convert.pipelines`, whose signature gives
+the defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from spikedet.cli import options
+from spikedet.cli.options import default_of
+from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, say
+from spikedet.convert.pipelines import a2s_weights, convert_weights, export_weights
+
+
+@command(
+    "convert",
+    "convert trained weights into the bit-plane inference model and check it is equivalent",
+    main="WEIGHTS",
+    main_setting="model",
+    settings={
+        "model": Setting("str", None, "trained weights (.pt or .safetensors)"),
+        "output": options.output(".safetensors", "<weights name>-bitplane.safetensors"),
+        "source": options.source("images checked for equivalence (default: the shipped coco8 val images)"),
+        "imgsz": options.imgsz(default_of(convert_weights, "imgsz"), "image size of the check (float64 is slow at 640)",
+                               square=True),
+        "images": Setting("int", default_of(convert_weights, "images"), "how many images the check uses",
+                          minimum=1, maximum=1000),
+        "device": options.device(default_of(convert_weights, "device")),
+    },
+    examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",),
+)
+def cmd_convert(inv: Invocation) -> int:
+    s = inv.settings
+    if not s["model"]:
+        raise UsageError("give the trained weights: spikedet convert WEIGHTS [-o OUT]")
+    result = convert_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"], images=s["images"],
+                             device=s["device"])
+    report = result.report
+    if inv.json:
+        emit_json(result.as_dict())
+    else:
+        for precision, paths in (("float64", report.float64), ("float32", report.float32)):
+            for path, v in paths.items():
+                agree = f", detections agreeing {v['boxes_agreeing']}/{v['boxes_compared']}" if precision == "float32" else ""
+                say(f"{precision} {path:<8}: {v['code_mismatches']} code mismatches in {v['codes_total']:,} codes "
+                    f"(rate {v['mismatch_rate']:.2e}), head outputs max relative error {v['max_relative_error']:.1e}{agree}")
+        say(f"equivalence check {'passed' if report.passed else 'FAILED'} on {len(report.images)} images at {report.imgsz}")
+        if result.output is not None:
+            say(f"saved {result.output}")
+    if not report.passed:
+        print("spikedet convert: error: float64 equivalence check failed; nothing was written", file=sys.stderr)
+        return 1
+    return 0
+
+
+@command(
+    "a2s",
+    "convert a trained ANN (YOLOv5 with SiLU) into a spiking detector: calibration, neurons, spike encoding",
+    main="ANN_WEIGHTS",
+    main_setting="model",
+    settings={
+        "model": Setting("str", None, "the ANN: a yolov5 checkpoint (.pt, loaded without its code) or spikedet weights"),
+        "output": options.output(".safetensors", "<weights name>-a2s.safetensors"),
+        "source": options.source("calibration images (default: the shipped coco8 train images)"),
+        "images": Setting("int", default_of(a2s_weights, "images"), "how many calibration images", minimum=1, maximum=100000),
+        "imgsz": options.imgsz(default_of(a2s_weights, "imgsz"), "calibration image size", square=True),
+        "encoding": Setting("choice", default_of(a2s_weights, "encoding"), "how codes travel as spikes",
+                            choices=("naf", "signed", "binary")),
+        "n": Setting("float", default_of(a2s_weights, "n"), "codes per unit of activation (N)", minimum=1e-3, maximum=1e6),
+        "bits": Setting("int", default_of(a2s_weights, "bits"), "instead of n: per-layer N giving codes of this many bits",
+                        minimum=2, maximum=16),
+        "rest": Setting("choice", default_of(a2s_weights, "rest"), "which code sends no spikes (signed encodings)",
+                        choices=("mode", "zero")),
+        "percentile": Setting("float", default_of(a2s_weights, "percentile"),
+                              "calibration percentile of each layer's range D", minimum=50, maximum=100),
+        "device": options.device(default_of(a2s_weights, "device")),
+    },
+    examples=(
+        "spikedet a2s weights/yolov5n.pt source=path/to/coco/train2017 -o yolov5n-a2s.safetensors",
+        "spikedet a2s weights/yolov5n.pt encoding=binary n=100 rest=zero -o shifted.safetensors   (a plain shifted-SiLU neuron)",
+    ),
+)
+def cmd_a2s(inv: Invocation) -> int:
+    s = inv.settings
+    if not s["model"]:
+        raise UsageError("give the ANN weights: spikedet a2s ANN_WEIGHTS [-o OUT]")
+    result = a2s_weights(s["model"], s["output"], source=s["source"], images=s["images"], imgsz=s["imgsz"],
+                         encoding=s["encoding"], n=s["n"], bits=s["bits"], rest=s["rest"], percentile=s["percentile"],
+                         device=s["device"])
+    if inv.json:
+        emit_json(result.as_dict())
+    else:
+        cfg = result.config
+        say(f"{result.neurons} SiLU activations -> A2S neurons ({cfg.encoding}, N={'per-layer' if cfg.bits else cfg.n}, "
+            f"rest={cfg.rest}); L from {result.levels[0]} to {result.levels[1]}; calibrated on {result.calibration_images} images")
+        say(f"saved {result.output}")
+    return 0
+
+
+@command(
+    "export",
+    "export the integer spiking model to ONNX and check it against PyTorch with onnxruntime",
+    main="WEIGHTS",
+    main_setting="model",
+    settings={
+        "model": options.weights(),
+        "output": options.output(".onnx", "<weights name>.onnx"),
+        "imgsz": options.imgsz(default_of(export_weights, "imgsz"), "fixed input size (square)", square=True),
+        "opset": Setting("int", default_of(export_weights, "opset"), "ONNX opset", minimum=13, maximum=21),
+        "source": options.source("images for the check (default: the shipped coco8 val images)"),
+        "codes": Setting("bool", default_of(export_weights, "codes"), "also output every neuron's codes (for analysis)"),
+        "device": options.device(default_of(export_weights, "device"),
+                                 "device of the export and of the PyTorch side of the check"),
+    },
+    examples=("spikedet export weights/yolov5n-a2s.safetensors -o yolov5n-a2s.onnx imgsz=640",),
+)
+def cmd_export(inv: Invocation) -> int:
+    s = inv.settings
+    result = export_weights(s["model"], s["output"], imgsz=s["imgsz"], opset=s["opset"], source=s["source"],
+                            codes=s["codes"], device=s["device"])
+    check = result.check
+    if inv.json:
+        emit_json(result.as_dict())
+    else:
+        say(f"saved {result.output} (input 'images' [1, 3, {result.imgsz}, {result.imgsz}], output 'output0')")
+        say(f"onnxruntime vs PyTorch on {check.images} images: {check.code_mismatches:,} of {check.codes_total:,} codes differ "
+            f"({check.mismatch_rate:.2%}, float32 rounding-boundary flips and their cascade); "
+            f"detections agreeing {check.boxes_agreeing}/{check.boxes_compared}")
+    return 0

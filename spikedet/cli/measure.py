@@ -1,0 +1,81 @@
+"""Commands that measure a spiking model: ``energy`` and ``analyze``.
+
+Thin shells over :func:`spikedet.measure.pipelines.measure_energy` and :func:`~spikedet.measure.pipelines.analyze_weights`,
+whose signatures give the defaults.
+"""
+
+from __future__ import annotations
+
+from spikedet.cli import options
+from spikedet.cli.options import default_of
+from spikedet.cli.parser import Invocation, Setting, command, emit_json, plural, say
+from spikedet.measure.energy import CAVEAT
+from spikedet.measure.pipelines import analyze_weights, measure_energy
+
+
+def _measure_settings(function) -> dict[str, Setting]:
+    return {
+        "model": options.weights(),
+        "source": options.source("image, folder or glob (default: Ultralytics' bus.jpg)"),
+        "imgsz": options.imgsz(default_of(function, "imgsz"), square=True),
+        "device": options.device(default_of(function, "device")),
+        "conf": Setting("float", default_of(function, "conf"), "detection confidence threshold", minimum=0, maximum=1),
+        "counting": Setting("choice", default_of(function, "counting"), "spike counting: neuron's own, bit planes, or unary",
+                            choices=("auto", "binary", "unary")),
+        "path": Setting("choice", default_of(function, "path"), "execution path (same spikes either way)",
+                        choices=("integer", "bitplane")),
+        "e_mac": Setting("float", default_of(function, "e_mac"), "energy of a MAC in pJ", minimum=0),
+        "e_ac": Setting("float", default_of(function, "e_ac"), "energy of an AC in pJ", minimum=0),
+    }
+
+
+def _arguments(s: dict) -> dict:
+    keys = ("imgsz", "device", "conf", "counting", "path", "e_mac", "e_ac")
+    return {k: s[k] for k in keys}
+
+
+@command(
+    "energy",
+    "per-image, per-layer energy estimate (ACs/MACs from the actual spikes) with detections",
+    main="WEIGHTS",
+    main_setting="model",
+    settings={**_measure_settings(measure_energy), "layers": Setting("bool", False, "print the per-layer table")},
+    examples=("spikedet energy best-bitplane.safetensors source=data/coco8/images/val --json",),
+)
+def cmd_energy(inv: Invocation) -> int:
+    s = inv.settings
+    results = measure_energy(s["model"], s["source"], **_arguments(s))
+    if inv.json:
+        emit_json([r.to_dict() for r in results])
+        return 0
+    for r in results:
+        say(f"{r.report.image}: {plural(r.detections, 'detection')}; {r.report.summary()}")
+        if s["layers"]:
+            say(r.report.table())
+    snn, ann = sum(r.report.snn_mJ for r in results), sum(r.report.ann_mJ for r in results)
+    n = len(results)
+    ratio = f"SNN/ANN {snn / ann:.3f}" if ann > 0 else "SNN/ANN n/a (ANN energy 0)"
+    gain = f" ({ann / snn:.2f}x)" if snn > 0 and ann > 0 else ""
+    say(f"{n} images: mean SNN {snn / n:.4f} mJ, mean ANN {ann / n:.4f} mJ per image; {ratio}{gain}")
+    say(CAVEAT)
+    return 0
+
+
+@command(
+    "analyze",
+    "activation analysis: per-layer code histograms, energy per layer (PNG) and firing rates (CSV, JSON)",
+    main="WEIGHTS",
+    main_setting="model",
+    settings={**_measure_settings(analyze_weights),
+              "output": Setting("str", default_of(analyze_weights, "output"), "output folder")},
+    examples=("spikedet analyze best.pt source=data/coco8/images/val -o analysis",),
+)
+def cmd_analyze(inv: Invocation) -> int:
+    s = inv.settings
+    written = analyze_weights(s["model"], s["source"], s["output"], **_arguments(s))
+    if inv.json:
+        emit_json({k: str(v) for k, v in written.items()})
+    else:
+        for kind, path in written.items():
+            say(f"{kind:<18} {path}")
+    return 0

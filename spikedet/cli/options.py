@@ -1,0 +1,44 @@
+"""Settings that several commands share, defined once: weights, image size, device, output, source.
+
+A command that runs a library function takes its defaults from that function's signature
+(:func:`default_of`), so ``spikedet convert`` and ``spikedet.convert.convert_weights`` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from spikedet.cli.parser import Setting
+from spikedet.io.images import DEFAULT_STRIDE
+
+DEVICE_HELP = "cpu, 0, cuda:0 ... (default: the first GPU if there is one, else cpu)"
+DEFAULT_WEIGHTS_HELP = "the shipped weights or $SPIKEDET_WEIGHTS"
+
+
+def default_of(function: Callable, name: str) -> Any:
+    """The default of ``function``'s parameter ``name``."""
+    return inspect.signature(function).parameters[name].default
+
+
+def weights(help: str = f"weights (default: {DEFAULT_WEIGHTS_HELP})", default: str | None = None) -> Setting:
+    return Setting("str", default, help)
+
+
+def imgsz(default: int | None, help: str = "inference size", square: bool = False, stride: bool = True) -> Setting:
+    """An image size: checked by the one image-size rule (bounds and, with ``stride``, a multiple of the
+    detectors' stride; the loaded model's own stride is checked again once it is known)."""
+    return Setting("square" if square else "size", default, help, multiple=DEFAULT_STRIDE if stride else None)
+
+
+def device(default: str | None = None, help: str = DEVICE_HELP) -> Setting:
+    return Setting("str", default, help)
+
+
+def output(suffix: str, default_name: str) -> Setting:
+    return Setting("str", None, f"output {suffix} (default: ./{default_name})")
+
+
+def source(help: str) -> Setting:
+    return Setting("str", None, help)

@@ -1,0 +1,13 @@
+"""From a trained network to the deployed one: the bit-plane converter, its check, ANN-to-SNN conversion
+and ONNX export.
+
+- :mod:`~spikedet.convert.bitplane`: :func:`convert` (fold codes into the weights), :func:`spiking`;
+- :mod:`~spikedet.convert.verify`: the equivalence check (codes, head outputs, detections);
+- :mod:`~spikedet.convert.a2s`: calibration and neurons for a SiLU ANN (YOLOv5);
+- :mod:`~spikedet.convert.onnx`: the integer spiking model as ONNX, checked with onnxruntime;
+- :mod:`~spikedet.convert.pipelines`: the ``convert``, ``a2s`` and ``export`` commands as functions.
+"""
+
+from spikedet.convert.pipelines import a2s_weights, convert_weights, export_weights
+
+__all__ = ["a2s_weights", "convert_weights", "export_weights"]

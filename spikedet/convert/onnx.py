@@ -1,0 +1,103 @@
+"""ONNX export of the integer spiking model, checked against PyTorch with onnxruntime.
+
+The exported graph is the converted model on its integer path (integer codes, ``W * scale / N`` folded
+into the weights, constant terms for zero offsets) at a fixed input size. ``Round`` in ONNX rounds half to
+even like ``torch.round``, so the graph computes the same codes; float32 sums in a different order still
+flip the odd code that sits on a rounding boundary, which then propagates: the check reports the
+code-mismatch rate and how many detections agree.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikedet.convert.verify import detection_agreement
+from spikedet.io.outputs import output_file
+from spikedet.snn.neurons import SpikingNeuron
+
+
+class _Exportable(nn.Module):
+    """The model's decoded output, plus (optionally) every neuron's codes as extra outputs."""
+
+    def __init__(self, model: nn.Module, with_codes: bool):
+        super().__init__()
+        self.model = model
+        self.with_codes = with_codes
+
+    def forward(self, x):
+        codes = []
+        hooks = []
+        if self.with_codes:
+            hooks = [m.register_forward_hook(lambda mod, i, o: codes.append(o.codes))
+                     for m in self.model.modules() if isinstance(m, SpikingNeuron)]
+        try:
+            y = self.model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        y = y[0] if isinstance(y, (tuple, list)) else y
+        return (y, *codes) if self.with_codes else y
+
+
+def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int = 17, with_codes: bool = False) -> Path:
+    """Write the spike-mode (integer path) ``model`` to ONNX; output ``output0`` is ``[1, 4 + nc, anchors]``."""
+    path = output_file(path, (".onnx",))
+    wrapper = _Exportable(model, with_codes).eval()
+    param = next(model.parameters())
+    dummy = torch.zeros(1, 3, imgsz, imgsz, dtype=param.dtype, device=param.device)
+    names = ["output0"] + ([f"codes{i}" for i in range(sum(isinstance(m, SpikingNeuron) for m in model.modules()))] if with_codes else [])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python values baked into the graph
+        torch.onnx.export(wrapper, dummy, str(path), opset_version=opset, dynamo=False, input_names=["images"], output_names=names)
+    model.eval()  # the exporter restores the wrapper's training flag on every submodule
+    return path
+
+
+@dataclass
+class OnnxCheck:
+    images: int
+    codes_total: int
+    code_mismatches: int
+    boxes_agreeing: int
+    boxes_compared: int
+    max_abs_output_difference: float
+
+    @property
+    def mismatch_rate(self) -> float:
+        return self.code_mismatches / max(self.codes_total, 1)
+
+    @property
+    def agreement(self) -> float:
+        return self.boxes_agreeing / self.boxes_compared if self.boxes_compared else 1.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "mismatch_rate": self.mismatch_rate, "agreement": self.agreement}
+
+
+@torch.no_grad()
+def check_onnx(model: nn.Module, path_with_codes: str | Path, images: torch.Tensor) -> OnnxCheck:
+    """Run ``images`` (``[B, 3, S, S]``) through onnxruntime and PyTorch; compare codes and detections."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path_with_codes), providers=["CPUExecutionProvider"])
+    wrapper = _Exportable(model, True).eval()
+    total = mismatches = matched = compared = 0
+    worst = 0.0
+    param = next(model.parameters())
+    for image in images:
+        x = image[None].to(device=param.device, dtype=param.dtype)
+        ours = [t.cpu().numpy() for t in wrapper(x)]
+        theirs = session.run(None, {"images": x.cpu().numpy()})
+        total += sum(a.size for a in ours[1:])
+        mismatches += sum(int((a != b).sum()) for a, b in zip(ours[1:], theirs[1:]))
+        worst = max(worst, float(np.abs(ours[0] - theirs[0]).max()))
+        m, c = detection_agreement(torch.from_numpy(theirs[0]), torch.from_numpy(ours[0]))
+        matched, compared = matched + m, compared + c
+    return OnnxCheck(len(images), total, mismatches, matched, compared, worst)

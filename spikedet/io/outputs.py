@@ -1,0 +1,31 @@
+"""Output files: one rule for what every command and pipeline writes (suffix, folder, default name).
+
+    >>> output_file(None, (".onnx",), default="yolov5n-a2s.onnx")
+    PosixPath('yolov5n-a2s.onnx')
+    >>> output_file("model.pt", (".safetensors",))
+    Traceback (most recent call last):
+    ...
+    spikedet.errors.SpikedetError: output must be a .safetensors file, got 'model.pt'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from spikedet.errors import SpikedetError
+
+
+def output_file(path: str | Path | None, suffixes: Sequence[str], default: str | Path | None = None,
+                existing_folder: bool = False) -> Path:
+    """The file to write: ``path`` (or ``default``, a name in the current folder) when its suffix is one of
+    ``suffixes``; ``existing_folder`` also requires its folder to exist (else the writer creates it)."""
+    chosen = Path(path if path is not None else default).expanduser()
+    if chosen.suffix.lower() not in suffixes:
+        kinds = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+        raise SpikedetError(f"output must be a {kinds} file, got {str(chosen)!r}")
+    if chosen.is_dir():
+        raise SpikedetError(f"output {str(chosen)!r} is a folder")
+    if existing_folder and not chosen.parent.is_dir():
+        raise SpikedetError(f"output folder {str(chosen.parent)!r} does not exist")
+    return chosen

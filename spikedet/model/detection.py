@@ -1,0 +1,171 @@
+"""The detection model: a Ultralytics ``DetectionModel`` whose layers come from spikedet's builder.
+
+:class:`SpikeDetectionModel` is the one ``nn.Module`` every spikedet network is (SpikeYOLO scales, the
+YOLOv5n ANN, the A2S SNN): training, the converter, energy accounting, the loader and the service all take it.
+Subclassing only: Ultralytics' loss, decoding and checkpoints work on it unchanged.
+
+    >>> model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False)
+    >>> model.stride.tolist(), model.converted
+    ([8.0, 16.0, 32.0], False)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from spikedet.offline import import_ultralytics
+
+import_ultralytics()
+
+from ultralytics.nn.modules.head import Detect  # noqa: E402
+from ultralytics.nn.tasks import DetectionModel  # noqa: E402
+from ultralytics.utils import LOGGER, RANK  # noqa: E402
+from ultralytics.utils.torch_utils import initialize_weights  # noqa: E402
+
+from spikedet.errors import SpikedetError  # noqa: E402
+from spikedet.model.builder import build_layers, load_model_cfg  # noqa: E402
+from spikedet.nn.mode import is_converted, spike_path  # noqa: E402
+from spikedet.snn.neurons import SpikingNeuron  # noqa: E402
+
+
+class SpikeDetectionModel(DetectionModel):
+    """A detection model whose layers come from spikedet's builder (see :mod:`spikedet.model.builder`).
+
+    Args:
+        cfg: a model name (``spikeyolo-s.yaml``), a YAML path, or a config dict.
+        ch: image channels.
+        nc: number of classes (overrides the YAML's ``nc``).
+    """
+
+    def __init__(self, cfg: str | Path | dict = "spikeyolo-n.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+        nn.Module.__init__(self)  # DetectionModel.__init__ would call Ultralytics' parse_model
+        self.yaml = load_model_cfg(cfg)
+        self.yaml["channels"] = ch
+        if nc and nc != self.yaml["nc"]:
+            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
+            self.yaml["nc"] = nc
+        self.model, self.save = build_layers(self.yaml, ch=ch, verbose=verbose and RANK in {-1, 0})
+        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        self.inplace = self.yaml.get("inplace", True)
+
+        head = self.model[-1]
+        if not isinstance(head, Detect):
+            raise ValueError(f"the last layer of a detection model must be a Detect head, got {type(head).__name__}")
+        s = 256  # twice the largest stride
+        head.inplace = self.inplace
+        self.model.eval()
+        head.training = True  # the head returns its raw dict, whose feature maps give the strides
+        with torch.no_grad():
+            feats = self.forward(torch.zeros(1, ch, s, s))["feats"]
+        head.stride = torch.tensor([s / x.shape[-2] for x in feats])
+        self.stride = head.stride
+        self.model.train()
+        head.bias_init()
+        initialize_weights(self)
+        if verbose and RANK in {-1, 0}:
+            self.info()
+            LOGGER.info("")
+
+    # -- re-parameterization ---------------------------------------------------------------------
+    @torch.no_grad()
+    def reparameterize(self) -> "SpikeDetectionModel":
+        """Merge RepConv and SepConv tails into single 3x3 convs and fold every BN into its conv (in place).
+
+        Each spiking unit becomes ``neuron -> conv (with bias)``: the network that runs on spikes, that the
+        converter turns into bit planes and that the operation counts use. Call it on an eval-mode model.
+        """
+        for unit in self.modules():
+            if _mergeable(unit):
+                unit.reparameterize()
+        return self
+
+    def fuse(self, verbose: bool = True, imgsz: int = 640) -> "SpikeDetectionModel":
+        """Ultralytics' inference hook: here it re-parameterizes (the spiking equivalent of Conv+BN fusion)."""
+        if not self.is_fused():
+            self.reparameterize()
+            if verbose:
+                self.info(verbose=verbose, imgsz=imgsz)
+        return self
+
+    def is_fused(self) -> bool:
+        return all(unit.reparameterized for unit in self.modules() if _mergeable(unit))
+
+    def load(self, weights, verbose: bool = True) -> None:
+        """Transfer matching tensors from a checkpoint dict or model (Ultralytics' hook for pretrained weights).
+
+        Ultralytics' own version reads the internals of its Detect head; this one matches by name and shape.
+        """
+        source = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
+        theirs = source.float().state_dict()
+        ours = self.state_dict()
+        matched = {k: v for k, v in theirs.items() if k in ours and v.shape == ours[k].shape}
+        self.load_state_dict(matched, strict=False)
+        names = getattr(source, "names", None)
+        if len(matched) == len(ours) and names and self.names == {i: str(i) for i in range(len(self.names))}:
+            self.names = dict(names)
+        if verbose:
+            LOGGER.info(f"Transferred {len(matched)}/{len(ours)} items from pretrained weights")
+
+    def neurons(self) -> list[tuple[str, SpikingNeuron]]:
+        """All spiking neurons with their module names, in forward order of definition."""
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, SpikingNeuron)]
+
+    @property
+    def converted(self) -> bool:
+        """Whether the converter folded the weights (the convs consume integer codes)."""
+        return is_converted(self)
+
+    @property
+    def spike_path(self) -> str | None:
+        """The path the model runs in spike mode (``integer`` or ``bitplane``), None in float mode."""
+        return spike_path(self)
+
+    def init_criterion(self):
+        from ultralytics.utils.loss import v8DetectionLoss
+
+        head = self.model[-1]
+        if not getattr(head, "trainable", True):
+            raise SpikedetError(f"{type(head).__name__} heads have no training loss in spikedet (inference only)")
+        return v8DetectionLoss(self)
+
+
+def _mergeable(module: nn.Module) -> bool:
+    """Blocks that merge their convs and BNs: spiking units and any block with the same protocol."""
+    return callable(getattr(module, "reparameterize", None)) and hasattr(module, "reparameterized") and not isinstance(module, DetectionModel)
+
+
+def model_stride(model: nn.Module) -> int:
+    """The largest stride of a detection model's head (input sizes must be a multiple of it); 32 when unknown."""
+    stride = getattr(model, "stride", None)
+    return int(max(stride.tolist())) if isinstance(stride, torch.Tensor) and stride.numel() else 32
+
+
+def describe_model(module: nn.Module, weights: str | Path | None = None) -> dict:
+    """Architecture, scale, neurons, parameters and class names of a spikedet model."""
+    neurons = [m for m in module.modules() if isinstance(m, SpikingNeuron)]
+    yaml = getattr(module, "yaml", {}) or {}
+    levels = sorted({n.L for n in neurons})
+    ns = sorted({n.N for n in neurons})
+    return {
+        "weights": None if weights is None else Path(weights).name,
+        "architecture": Path(str(yaml.get("yaml_file", "model"))).stem.split("-")[0] or "model",
+        "scale": yaml.get("scale"),
+        "state": "converted" if is_converted(module) else "trained",
+        "neuron": {
+            "types": sorted({type(n).__name__ for n in neurons}),
+            "layers": len(neurons),
+            "T": max((n.T for n in neurons), default=1),
+            "L": levels[0] if len(levels) == 1 else [levels[0], levels[-1]] if levels else None,
+            "N": ns[0] if len(ns) == 1 else [ns[0], ns[-1]] if ns else None,
+            "D": neurons[0].D if len(levels) == 1 and len(ns) == 1 and neurons else None,
+            "B": max((n.code.planes for n in neurons), default=None),  # spike planes per timestep
+            "zero_offset": any(n.code.zero for n in neurons),
+        },
+        "parameters": int(sum(p.numel() for p in module.parameters())),
+        "classes": len(module.names),
+        "names": {int(k): v for k, v in dict(getattr(module, "names", {}) or {}).items()},
+        "stride": [int(s) for s in getattr(module, "stride", torch.tensor([32])).tolist()],
+    }
