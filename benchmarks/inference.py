@@ -105,6 +105,7 @@ def main(argv=None) -> None:
 
     if not args.no_onnx:
         import onnxruntime as ort
+
         from spikedet.convert.onnx import export_onnx
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -20,8 +20,9 @@ import sys
 import time
 
 import torch
-from spikedet.snn.neurons import IBRALIF
 from torch import nn
+
+from spikedet.snn.neurons import IBRALIF
 
 SHAPE = (1, 8, 128, 80, 80)
 

@@ -30,9 +30,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import yaml
-    from spikedet.engine.coco import COCO80_NAMES
 
     from spikedet import SpikeYOLO
+    from spikedet.engine.coco import COCO80_NAMES
 
     coco8 = ROOT / "data" / "coco8" / "images"
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,9 +59,9 @@ class RawModel:
 
     def __init__(self, weights: Path, image_bytes: bytes, imgsz: int, torch_threads: int):
         import torch
-        from spikedet.service.images import decode
 
         from spikedet.detector import Detector
+        from spikedet.service.images import decode
 
         self.image, self.imgsz = decode(image_bytes, 10**9), imgsz
         self.detector = Detector(weights, imgsz=imgsz)

@@ -35,7 +35,6 @@ def _status(field: str) -> int:
 
 def child(args) -> dict:
     import torch
-    from spikedet.snn.neurons import SpikingNeuron
     from torch import nn
     from ultralytics.cfg import get_cfg
     from ultralytics.data import build_dataloader, build_yolo_dataset
@@ -43,6 +42,7 @@ def child(args) -> dict:
 
     import spikedet  # noqa: F401
     from spikedet.model.detection import SpikeDetectionModel
+    from spikedet.snn.neurons import SpikingNeuron
 
     torch.manual_seed(0)
     device = torch.device(args.device)

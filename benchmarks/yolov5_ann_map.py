@@ -38,12 +38,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    import spikedet  # noqa: F401  (offline switches before Ultralytics is imported)
     from spikedet.engine.coco import COCO80_NAMES
+    from spikedet.engine.val import SpikeDetectionValidator
     from spikedet.io.datasets import folder_dataset
     from spikedet.io.yolov5 import load_yolov5_checkpoint
-
-    import spikedet  # noqa: F401  (offline switches before Ultralytics is imported)
-    from spikedet.engine.val import SpikeDetectionValidator
 
     images = Path(args.images).expanduser().resolve()
     if not images.is_dir():

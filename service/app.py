@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+
 from spikedet.service import errors
 from spikedet.service.routes import build_routers
 from spikedet.service.settings import Settings

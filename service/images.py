@@ -14,17 +14,10 @@ import warnings
 
 import cv2
 import numpy as np
-from PIL import (
-    BmpImagePlugin,
-    Image,
-    ImageOps,
-    JpegImagePlugin,
-    PngImagePlugin,
-    WebPImagePlugin,
-)
-from spikedet.service.errors import ApiError
+from PIL import BmpImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from spikedet.errors import first_line
+from spikedet.service.errors import ApiError
 
 # Our own pixel limit runs first; Pillow's warning for very large images would only repeat it.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

@@ -15,6 +15,7 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
+
 from spikedet.service.errors import ApiError
 from spikedet.service.settings import Settings
 from spikedet.service.state import ServiceState

@@ -22,10 +22,10 @@ from collections.abc import Callable
 
 import anyio
 import numpy as np
-from spikedet.service.errors import ApiError
-from spikedet.service.settings import Settings
 
 from spikedet.errors import first_line
+from spikedet.service.errors import ApiError
+from spikedet.service.settings import Settings
 
 log = logging.getLogger("spikedet.service")
 

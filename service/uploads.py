@@ -12,9 +12,10 @@ from __future__ import annotations
 import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
 from spikedet.service.errors import ApiError
 from spikedet.service.settings import Settings
-from starlette.requests import ClientDisconnect, Request
 
 FIELD = "image"
 MAX_PARTS = 16

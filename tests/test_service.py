@@ -22,10 +22,10 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from spikedet.service.app import create_app
-from spikedet.service.settings import Settings, SettingsError
 
 from spikedet.assets import asset_dir
+from spikedet.service.app import create_app
+from spikedet.service.settings import Settings, SettingsError
 from tests.support.service import (
     FakeDetector,
     ThreadServer,
@@ -232,9 +232,8 @@ def test_limits_are_public(client):
 # -- detect ----------------------------------------------------------------------------------------
 
 def test_detect_answers_exactly_the_detector_result(client, tiny):
-    from spikedet.service.images import decode
-
     from spikedet.detector import Detector
+    from spikedet.service.images import decode
 
     data = SAMPLE.read_bytes()
     r = client.post("/v1/detect", params={"conf": 0.001, "iou": 0.5}, files={"image": ("a.jpg", data, "image/jpeg")})

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from spikedet.service.app import create_app
 from spikedet.service.settings import Settings
-
 from tests.support.service import FakeDetector, ThreadServer, tiny_weights
 
 CHROMIUM = os.environ.get("SPIKEDET_CHROMIUM", "/usr/bin/chromium")
