@@ -10,6 +10,13 @@ import logging
 
 log = logging.getLogger("spikedet.service")
 
+ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_MEANING = {
+    401: "API key missing or wrong", 408: "upload too slow", 413: "upload or image too large",
+    415: "not a JPEG, PNG, WebP or BMP image", 400: "empty, corrupt or truncated image",
+    422: "bad parameter or missing 'image' field", 503: "model loading, or busy (Retry-After)",
+}
+
 
 class ApiError(Exception):
     """An answer with an error: ``status`` (HTTP), a one-line ``message`` and optional extra headers."""
@@ -19,6 +26,12 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+def responses(*codes: int) -> dict:
+    """The OpenAPI ``responses`` of a route that can answer these error statuses (all JSON ``{"error"}``)."""
+    return {c: {"description": _MEANING.get(c, "error"), "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for c in codes}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None):

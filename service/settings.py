@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from spikedet.errors import SpikedetError
+from spikedet.io.images import DEFAULT_STRIDE, IMGSZ_MAX, IMGSZ_MIN
 
 ENV_PREFIX = "SPIKEDET_"
 MIB = 1024 * 1024
@@ -43,9 +44,9 @@ class Settings:
     torch_threads: int = _setting(
         0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / workers, at least 1)", 0, 256)
     # -- request parameters ----------------------------------------------------------------------
-    imgsz: int = _setting(640, "default inference size (pixels, multiple of 32)", 32, 8192)
-    imgsz_min: int = _setting(32, "smallest imgsz a request may ask for", 32, 8192)
-    imgsz_max: int = _setting(1280, "largest imgsz a request may ask for", 32, 8192)
+    imgsz: int = _setting(640, f"default inference size (pixels, multiple of {DEFAULT_STRIDE})", IMGSZ_MIN, IMGSZ_MAX)
+    imgsz_min: int = _setting(IMGSZ_MIN, "smallest imgsz a request may ask for", IMGSZ_MIN, IMGSZ_MAX)
+    imgsz_max: int = _setting(1280, "largest imgsz a request may ask for", IMGSZ_MIN, IMGSZ_MAX)
     conf: float = _setting(0.25, "default confidence threshold", 0.0, 1.0)
     iou: float = _setting(0.7, "default NMS IoU threshold", 0.0, 1.0)
     # -- limits ----------------------------------------------------------------------------------
@@ -82,8 +83,9 @@ class Settings:
             if hi is not None and value > hi:
                 raise SettingsError(f"{env_name(f.name)} must be <= {hi:g}, got {value}")
         for name in ("imgsz", "imgsz_min", "imgsz_max"):
-            if getattr(self, name) % 32:
-                raise SettingsError(f"{env_name(name)} must be a multiple of 32, got {getattr(self, name)}")
+            if getattr(self, name) % DEFAULT_STRIDE:
+                raise SettingsError(
+                    f"{env_name(name)} must be a multiple of {DEFAULT_STRIDE}, got {getattr(self, name)}")
         if not self.imgsz_min <= self.imgsz <= self.imgsz_max:
             raise SettingsError(
                 f"need SPIKEDET_IMGSZ_MIN <= SPIKEDET_IMGSZ <= SPIKEDET_IMGSZ_MAX, got {self.imgsz_min}, "
@@ -125,7 +127,8 @@ class Settings:
             "max_pixels": self.max_pixels,
             "max_concurrency": self.max_concurrency,
             "formats": ["jpeg", "png", "webp", "bmp"],
-            "imgsz": {"default": self.imgsz, "min": self.imgsz_min, "max": self.imgsz_max, "multiple_of": 32},
+            "imgsz": {"default": self.imgsz, "min": self.imgsz_min, "max": self.imgsz_max,
+                      "multiple_of": DEFAULT_STRIDE},
             "conf": {"default": self.conf, "min": 0.0, "max": 1.0},
             "iou": {"default": self.iou, "min": 0.0, "max": 1.0},
             "api_key_required": self.api_key is not None,

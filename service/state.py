@@ -148,6 +148,11 @@ class ServiceState:
         return payload, (time.perf_counter() - start) * 1e3
 
 
+def service_state(request) -> ServiceState:
+    """The :class:`ServiceState` of the app serving ``request`` (``create_app`` puts it there)."""
+    return request.app.state.service
+
+
 def finite(value):
     """JSON has no inf or NaN: such floats become None (the rest is unchanged)."""
     if isinstance(value, float):
