@@ -1,14 +1,43 @@
-"""Training through Ultralytics' engine: resume after an interruption, and the multi-GPU launcher file."""
+"""Training on Ultralytics' loop: the loss falls, resume finishes the planned epochs, the DDP launcher builds spikedet's trainer."""
 
-import csv
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
+
+from spikedet.model.detection import SpikeDetectionModel
+
+
+def test_a_few_iterations_reduce_the_loss(coco8_yaml):
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_dataloader, build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    torch.manual_seed(0)
+    data = check_det_dataset(coco8_yaml)
+    cfg = get_cfg(overrides={"imgsz": 128, "batch": 4})
+    dataset = build_yolo_dataset(cfg, data["train"], 4, data, mode="val", rect=False, stride=32)
+    batch = next(iter(build_dataloader(dataset, 4, 0, shuffle=False)))
+    batch["img"] = batch["img"].float() / 255
+    model = SpikeDetectionModel("spikeyolo-t.yaml", nc=80, verbose=False)
+    model.args = cfg
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(12):
+        loss, _ = model.loss(batch)
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+        losses.append(loss.sum().item())
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+import csv
+import os
+from pathlib import Path
 
 
 def _rows(csv_path: Path) -> list[dict]:
@@ -90,7 +119,7 @@ def test_ddp_launcher_file_builds_spikedets_trainer(tmp_path, coco8_yaml):
 @pytest.mark.slow
 def test_small_scale_overfits_coco8():
     """The slow check of issue 3 (also: python benchmarks/overfit_coco8.py)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, str(root / "benchmarks" / "overfit_coco8.py")], capture_output=True,
                           text=True, timeout=7200)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,9 +1,6 @@
 """The bit-plane converter: equivalence with the integer model, both execution paths, general spike inputs."""
 
 import copy
-import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -95,73 +92,6 @@ def test_summed_trains_with_different_scales_are_refused():
     net = Graph(SpikeCode(300, 100.0), SpikeCode(30, 10.0), SpikeCode(40, 10.0)).eval()
     with pytest.raises(SpikedetError, match="different scales are summed"):
         bitplane.convert(net, torch.rand(1, 3, 8, 8))
-
-
-def test_spike_mode_needs_a_reparameterized_model():
-    from spikedet.model.detection import SpikeDetectionModel
-
-    model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval()
-    with pytest.raises(SpikedetError, match="re-parameterized"):
-        set_spike_mode(model, "integer")
-
-
-def test_spikeyolo_conversion_float64_exact_and_paths_agree(trained_checkpoint):
-    from spikedet.convert.verify import convert_and_verify
-    from spikedet.engine.yolo import SpikeYOLO
-    from spikedet.io.images import load_batch, sample_images
-
-    model = SpikeYOLO(str(trained_checkpoint)).model
-    images, files = load_batch(sample_images("val"), 96, 2)
-    converted, report = convert_and_verify(model, images, files, 96)
-    assert report.passed
-    for path in ("integer", "bitplane"):
-        assert report.float64[path]["code_mismatches"] == 0 and report.float64[path]["codes_total"] > 100_000
-        assert report.float64[path]["max_relative_error"] < 1e-9
-        assert report.float32[path]["mismatch_rate"] < 0.05
-    # the two paths of the converted float32 model give identical outputs up to float32 sums
-    set_spike_mode(converted, "integer")
-    a = converted(images)[0]
-    set_spike_mode(converted, "bitplane")
-    b = converted(images)[0]
-    assert torch.allclose(a, b, rtol=1e-3, atol=1e-3)
-
-
-def test_convert_command_writes_a_model_that_loads_everywhere(trained_checkpoint, tmp_path, coco8_val_images):
-    out = tmp_path / "bp.safetensors"
-    proc = subprocess.run(
-        [sys.executable, "-m", "spikedet", "convert", str(trained_checkpoint), "-o", str(out), "imgsz=64", "--json"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout)
-    assert report["passed"] and report["output"] == str(out) and out.is_file()
-    from spikedet.io.weights import load_safetensors, read_config
-
-    config = read_config(out)
-    assert config["state"] == "converted" and config["conversion"]
-    model = load_safetensors(out)
-    assert model.converted and model.spike_path == "integer"
-    proc = subprocess.run(
-        [sys.executable, "-m", "spikedet", "predict", f"model={out}", f"source={coco8_val_images}", "imgsz=96", "--json"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert len(json.loads(proc.stdout)) == 4
-    # converting a converted model is refused with a clear message
-    proc = subprocess.run([sys.executable, "-m", "spikedet", "convert", str(out)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "already a converted" in proc.stderr
-
-
-def test_converted_weights_round_trip(tmp_path):
-    from spikedet.io.weights import load_safetensors, save_model
-    from spikedet.model.detection import SpikeDetectionModel
-
-    model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval()
-    x = torch.rand(1, 3, 64, 64)
-    converted = bitplane.convert(model, x)
-    path = save_model(converted, tmp_path / "m.safetensors")
-    loaded = load_safetensors(path)
-    assert torch.equal(loaded(x)[0], converted(x)[0])
 
 
 def test_unary_neurons_convert_too():

@@ -6,6 +6,17 @@ import pytest
 from spikedet.engine import coco
 
 
+def _gt(boxes, size=(400, 400)):
+    return {
+        "images": [{"id": 1, "height": size[0], "width": size[1]}],
+        "annotations": [
+            {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
+            for i, b in enumerate(boxes)
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+
+
 def test_coco_classes_map_to_the_91_id_space():
     ids = coco.category_ids(list(coco.COCO80_NAMES))
     assert len(ids) == 80 and ids[0] == 1 and ids[11] == 13 and ids[-1] == 90  # stop sign skips id 12
@@ -25,17 +36,6 @@ def test_ground_truth_from_yolo_labels_is_in_pixels():
     assert first["bbox"] == pytest.approx([50.0, 40.0, 100.0, 20.0]) and first["area"] == pytest.approx(2000.0)
     assert first["category_id"] == 1 and second["category_id"] == 6 and first["iscrowd"] == 0
     assert second["bbox"] == pytest.approx([0.0, 0.0, 40.0, 20.0])
-
-
-def _gt(boxes, size=(400, 400)):
-    return {
-        "images": [{"id": 1, "height": size[0], "width": size[1]}],
-        "annotations": [
-            {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
-            for i, b in enumerate(boxes)
-        ],
-        "categories": [{"id": 1, "name": "thing"}],
-    }
 
 
 def test_perfect_predictions_score_one():

@@ -46,19 +46,3 @@ def test_onnx_matches_pytorch_on_coco8(tmp_path):
             m, c = detection_agreement(torch.from_numpy(y), model(image[None])[0])
             matched, compared = matched + m, compared + c
     assert compared >= 5 and matched / compared >= 0.7
-
-
-def test_export_refuses_bad_sizes(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "spikedet", "export", "imgsz=100"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "multiple of 32" in proc.stderr
-
-
-def test_an_ann_is_refused_by_convert_and_export(tmp_path):
-    ann = asset_dir("weights") / "yolov5n.pt"
-    if not ann.is_file():
-        pytest.skip("weights/yolov5n.pt is not present")
-    for command in ("convert", "export"):
-        proc = subprocess.run([sys.executable, "-m", "spikedet", command, str(ann)], capture_output=True, text=True,
-                              timeout=300, cwd=tmp_path)
-        assert proc.returncode == 2 and "no spiking neurons" in proc.stderr, (command, proc.stderr[-500:])
-    assert not list(tmp_path.iterdir())  # nothing written

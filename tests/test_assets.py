@@ -1,0 +1,28 @@
+"""Name lookup: shipped files resolve by name or by their checkout path, from any folder."""
+
+import pytest
+
+
+def test_shipped_files_resolve_by_name_or_by_their_folder_path_from_any_folder(tmp_path, monkeypatch):
+    from spikedet import assets
+    from spikedet.errors import SpikedetError
+
+    monkeypatch.chdir(tmp_path)  # nothing of the checkout is reachable relative to here
+    weights = assets.asset_dir("weights") / "yolov5n.pt"
+    assert assets.resolve_weights("yolov5n.pt") == weights
+    assert assets.resolve_weights("weights/yolov5n.pt") == weights
+    models = assets.asset_dir("models") / "spikeyolo.yaml"
+    assert assets.resolve_model_yaml("models/spikeyolo.yaml") == (models, None)
+    assert assets.resolve_model_yaml("models/spikeyolo-s.yaml") == (models, "s")
+    data = assets.asset_dir("data") / "coco8.yaml"
+    assert assets.resolve_data("data/coco8.yaml") == str(data) == assets.resolve_data("coco8")
+    # a file of the user's own, even under a folder named like ours, wins; other folders never fall back
+    (tmp_path / "weights").mkdir()
+    own = tmp_path / "weights" / "yolov5n.pt"
+    own.write_bytes(b"x")
+    assert assets.resolve_weights("weights/yolov5n.pt") == own.relative_to(tmp_path)
+    for bad in ("elsewhere/yolov5n.pt", "weights/missing.pt"):
+        with pytest.raises(SpikedetError, match="not found"):
+            assets.resolve_weights(bad)
+    with pytest.raises(SpikedetError, match="not found"):
+        assets.resolve_model_yaml("elsewhere/spikeyolo-s.yaml")
