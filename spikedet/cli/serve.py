@@ -6,13 +6,13 @@ line and exit 2, never a half-started server.
 
 from __future__ import annotations
 
-import socket
 import sys
 
 from spikedet.cli import options
-from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json
+from spikedet.cli.parser import Invocation, Setting, command, emit_json
 from spikedet.engine.device import select_device
 from spikedet.io.weights import check_weights
+from spikedet.service.server import bind
 from spikedet.service.settings import LOG_LEVELS, Settings
 
 
@@ -25,25 +25,6 @@ def _env_default(name: str, default=None) -> str:
 
 def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port (port 0: any free port); a busy port is a one-line error."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise UsageError(f"cannot resolve host {host!r}: {e.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as e:
-        sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    sock.set_inheritable(True)
-    return sock
 
 
 @command(
