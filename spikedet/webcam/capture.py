@@ -51,7 +51,7 @@ def _quiet_opencv():
         log.setLogLevel(previous)
 
 
-def _is_file(target: str | int) -> bool:
+def is_video_file(target: str | int) -> bool:
     """A parsed source that is a video file (not a camera index, not a stream URL)."""
     return isinstance(target, str) and "://" not in target
 
@@ -69,7 +69,7 @@ def open_capture(source: str | int) -> cv2.VideoCapture:
     if not ok:
         capture.release()
         raise SpikedetError(f"{what} opened but gives no frames")
-    if _is_file(target):
+    if is_video_file(target):
         capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a file: start again from its first frame
     return capture
 

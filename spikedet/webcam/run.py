@@ -19,8 +19,9 @@ from pathlib import Path
 
 import cv2
 
-from spikedet.webcam.capture import _is_file, open_capture, open_writer, parse_source
-from spikedet.webcam.live import LiveView
+from spikedet.service.live import FrameHub, create_live_app
+from spikedet.service.server import BackgroundServer
+from spikedet.webcam.capture import is_video_file, open_capture, open_writer, parse_source
 from spikedet.webcam.overlay import annotate
 
 
@@ -63,15 +64,16 @@ def run(
     is called once the source is open and the view (if any) listens; ``log(text)`` gets progress lines.
     """
     capture = open_capture(source)
-    is_file = _is_file(parse_source(source))
+    is_file = is_video_file(parse_source(source))
     stats = WebcamStats(source=str(source))
     writer = view = None
+    hub = FrameHub()
     try:
         src_fps = capture.get(cv2.CAP_PROP_FPS)
         src_fps = src_fps if 0 < src_fps < 240 else 30.0
         if port is not None:
-            view = LiveView(host, port, title=str(source))
-            stats.url = view.url
+            view = BackgroundServer(create_live_app(hub, title=str(source)), host, port).start()
+            stats.url = view.url + "/"
         if on_start is not None:
             on_start(stats)
         snn = ann = 0.0
@@ -111,7 +113,7 @@ def run(
             if view is not None:
                 ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if ok:
-                    view.hub.publish(jpeg.tobytes(), stats.as_dict())
+                    hub.publish(jpeg.tobytes(), stats.as_dict())
                 if is_file:  # a file plays no faster than its own frame rate in the browser
                     delay = 1.0 / src_fps - (time.perf_counter() - now)
                     if delay > 0:
@@ -124,7 +126,8 @@ def run(
         capture.release()
         if writer is not None:
             writer.release()
+        hub.close()  # open streams end with their closing boundary
         if view is not None:
-            view.close()
+            view.stop()
     return stats
 
