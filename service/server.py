@@ -58,8 +58,13 @@ class BackgroundServer:
         config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_keep_alive=5,
                                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
-                                       name=f"uvicorn-{self.port}", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name=f"uvicorn-{self.port}", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run(sockets=[self.socket])
+        except SystemExit:  # how uvicorn ends when the app's start-up fails: start() reports it
+            pass
 
     @property
     def url(self) -> str:
