@@ -1,5 +1,6 @@
-"""Test helpers for the service: a free port, a server in a thread or a subprocess, a tiny converted
-checkpoint (random weights: it detects nothing useful, but runs the real pipeline) and a fake detector.
+"""Test helpers for the service: a free port, ``spikedet serve`` in a subprocess, a tiny converted checkpoint
+(random weights: it detects nothing useful, but runs the real pipeline) and a fake detector. A server in a
+thread of the test process is the production :class:`spikedet.service.server.BackgroundServer`.
 Test code only: it is not shipped in the wheel (``benchmarks/`` use it from a checkout).
 """
 
@@ -10,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -48,35 +48,6 @@ def wait_ready(url: str, timeout: float = 120.0, process: subprocess.Popen | Non
                 return
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
-
-
-class ThreadServer:
-    """Run an ASGI app with uvicorn in a thread of this process: ``with ThreadServer(app) as url: ...``."""
-
-    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, log_level: str = "warning"):
-        import uvicorn
-
-        self.host, self.port = host, port or free_port(host)
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level=log_level,
-                                                   lifespan="on", timeout_keep_alive=5))
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self.url
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @contextlib.contextmanager

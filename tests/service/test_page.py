@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 from spikedet.service.app import create_app
+from spikedet.service.server import BackgroundServer
 from spikedet.service.settings import Settings
-from tests.support.service import FakeDetector, ThreadServer, tiny_weights
+from tests.support.service import FakeDetector, tiny_weights
 
 CHROMIUM = os.environ.get("SPIKEDET_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -75,7 +76,7 @@ def canvas_pixel(page, x: int, y: int) -> list[int]:
 
 def test_page_detects_a_chosen_image_with_the_real_model(page, tmp_path_factory, tmp_path):
     weights = tiny_weights(tmp_path_factory.getbasetemp() / "spikedet-tiny.safetensors")
-    with ThreadServer(create_app(Settings(weights=str(weights), imgsz=160))) as url:
+    with BackgroundServer(create_app(Settings(weights=str(weights), imgsz=160))) as url:
         page.goto(url + "/")
         page.wait_for_selector("#status[data-state=ready]", timeout=TIMEOUT_MS)
         assert "spikeyolo-t" in page.inner_text("#model")
@@ -104,7 +105,7 @@ def test_page_detects_a_chosen_image_with_the_real_model(page, tmp_path_factory,
 
 
 def test_page_draws_boxes_of_a_dropped_image(page):
-    with ThreadServer(create_app(Settings(imgsz=160), lambda s: FakeDetector(s))) as url:
+    with BackgroundServer(create_app(Settings(imgsz=160), lambda s: FakeDetector(s))) as url:
         page.goto(url + "/")
         page.wait_for_selector("#status[data-state=ready]", timeout=TIMEOUT_MS)
         buf = io.BytesIO()

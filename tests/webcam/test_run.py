@@ -1,71 +1,16 @@
-"""`spikedet webcam`: annotated video file, live MJPEG view, bounded runs and one-line errors, on a short video
-made from the coco8 images with the tiny converted model."""
+"""`spikedet webcam` (spikedet/webcam/run.py): annotated video file, live MJPEG view, bounded runs, on a short
+video made from the coco8 images with the tiny converted model."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import cv2
 import httpx
 import numpy as np
 import pytest
 
-from tests.support.service import tiny_weights
-
-ROOT = Path(__file__).resolve().parents[1]
-SIZE = (320, 240)
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_weights(tmp_path_factory.getbasetemp() / "spikedet-tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
-    """An 8-frame 320x240 video of the coco8 images (mp4v)."""
-    path = tmp_path_factory.mktemp("video") / "coco8.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, SIZE)
-    assert writer.isOpened()
-    images = sorted((ROOT / "data" / "coco8" / "images").glob("*/*.jpg"))
-    assert len(images) == 8
-    for image in images:
-        writer.write(cv2.resize(cv2.imread(str(image)), SIZE))
-    writer.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def detector(tiny):
-    from spikedet.detector import Detector
-
-    return Detector(tiny, imgsz=160)
-
-
-def frames_of(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
-
-def test_annotate_draws_boxes_fps_and_energy():
-    from spikedet.webcam import annotate
-
-    frame = np.zeros((240, 320, 3), np.uint8)
-    result = {"detections": [{"class_id": 0, "name": "person", "confidence": 0.9,
-                              "box": {"x1": 100, "y1": 100, "x2": 200, "y2": 200}}],
-              "energy": {"snn_mJ": 1.25, "ann_mJ": 5.0, "efficiency": 4.0}}
-    annotate(frame, result, fps=12.5)
-    assert frame[150, 100].any() and frame[150, 200].any()  # the box's left and right edges
-    assert frame[5:40, 5:200].any()  # the FPS / energy text at the top left
-    assert not frame[150, 150].any()  # inside the box is untouched
+from tests.support.video import SIZE, frames_of
 
 
 def test_run_writes_an_annotated_video(detector, video, tmp_path):
@@ -150,26 +95,3 @@ def test_cli_writes_a_bounded_video(tiny, video, tmp_path, capsys):
     assert code == 0, captured.err
     assert "3 frames" in captured.out and str(out) in captured.out
     assert len(frames_of(out)) == 3
-
-
-@pytest.mark.parametrize("source, needle", [
-    ("missing.mp4", "not found"),
-    ("not-a-video.mp4", "cannot open"),
-    ("97", "cannot open camera 97"),
-])
-def test_cli_unopenable_source_is_one_line(tiny, tmp_path, capfd, source, needle, monkeypatch):
-    from spikedet.cli.main import main
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "not-a-video.mp4").write_text("this is text, not a video\n")
-    code = main(["webcam", "--source", source, "--frames", "1", "--weights", str(tiny), "--port", "0"])
-    err = capfd.readouterr().err.strip()  # file-descriptor level: OpenCV's own messages would show here
-    assert code == 2
-    assert len(err.splitlines()) == 1 and needle in err, err
-
-
-def test_cli_bad_output_is_one_line(tiny, video, capsys):
-    from spikedet.cli.main import main
-
-    assert main(["webcam", str(video), "--output", "out.gif", "--weights", str(tiny)]) == 2
-    assert "output must be" in capsys.readouterr().err
