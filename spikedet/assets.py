@@ -3,7 +3,7 @@
 The folders ``models/``, ``data/`` and ``weights/`` sit at the top of a source checkout and are installed
 inside the package (``spikedet/models`` ...) by a wheel; both layouts are searched.
 
-Lookup rules (DEVELOPERS.md):
+Lookup rules (the README's "Commands" section):
 
 - model: an existing path; else ``models/<name>``; else ``<stem>-<scale>.yaml`` means ``models/<stem>.yaml``
   at that scale (``spikeyolo-s.yaml`` -> ``models/spikeyolo.yaml``, scale ``s``).

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spikedet.convert.bitplane import spiking
+from spikedet.engine.device import select_device
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError
 from spikedet.io.images import check_imgsz
@@ -94,7 +95,7 @@ class Detector:
         imgsz: int = 640,
     ):
         self.weights = resolve(weights, allow_pickle=allow_pickle)
-        self.device = device
+        self.device = str(select_device(device))
         self.counting = counting
         self.constants = constants or energy.EnergyConstants()
         self.yolo = SpikeYOLO(self.weights)

@@ -32,6 +32,10 @@ def test_wheel_ships_the_assets_and_finds_them(tmp_path):
         "spikedet/service/app.py",
     ):
         assert expected in names, expected
+    # every source module of the checkout is in the wheel (the package list in pyproject.toml is complete)
+    sources = {"spikedet/" + str(p.relative_to(ROOT / "spikedet")) for p in (ROOT / "spikedet").rglob("*.py")}
+    sources |= {"spikedet/service/" + str(p.relative_to(ROOT / "service")) for p in (ROOT / "service").rglob("*.py")}
+    assert sources - names == set()
 
     target = tmp_path / "site"
     proc = subprocess.run(
@@ -40,7 +44,7 @@ def test_wheel_ships_the_assets_and_finds_them(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     code = (
-        "import json, spikedet, spikedet.assets as a;"
+        "import json, spikedet, spikedet.assets as a, spikedet.cli.main, spikedet.service.app;"
         "m = a.resolve_model_yaml('spikeyolo-s.yaml');"
         "print(json.dumps({'pkg': spikedet.__file__, 'models': str(a.asset_dir('models')), 'model': [str(m[0]), m[1]],"
         " 'data': a.resolve_data('coco8.yaml'), 'weights': str(a.default_weights())}))"

@@ -2,7 +2,7 @@
 
 All functions return plain ``(weight, bias)`` tensors in float64 accumulation, cast back to the input
 dtype, so a merged conv reproduces the chain to rounding error. The chains handled here are the ones
-SpikeYOLO trains with (reference doc, section 2):
+SpikeYOLO trains with (Luo et al., ECCV 2024; the blocks in :mod:`spikedet.nn.spikeyolo`):
 
 - RepConv body: 1x1 (c_in -> c_in) -> BN padded with its effective bias -> depthwise 3x3 (valid)
   -> 1x1 (c_in -> c_out) -> BN  ==  one 3x3 conv (padding 1) with bias.

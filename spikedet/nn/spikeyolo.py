@@ -1,4 +1,5 @@
-"""SpikeYOLO's blocks (reference doc, section 2), built on spikedet's neuron family.
+"""SpikeYOLO's blocks (Luo et al., ECCV 2024, "Integer-Valued Training and Spike-Driven Inference Spiking
+Neural Network for High-performance and Energy-efficient Object Detection"), built on spikedet's neurons.
 
 Each spiking layer is pre-activation ``neuron -> conv -> BN``; only the first layer convolves the real
 image. Every block maps ``[T, B, C, H, W]`` to ``[T, B, C', H', W']``.

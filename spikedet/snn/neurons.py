@@ -140,11 +140,6 @@ class SpikingNeuron(nn.Module):
     def B(self) -> int:
         return self.code.bits
 
-    def set_code(self, code: SpikeCode, scale: Tensor | None = None) -> None:
-        """Replace the code (and per-channel scale) in place, e.g. after calibration."""
-        self.code = code
-        self.scale = None if scale is None else torch.as_tensor(scale, dtype=torch.float32, device=self._device())
-
     def spec(self) -> dict:
         """Everything needed to rebuild this neuron (see :func:`neuron_from_spec`), JSON-serializable."""
         return {
@@ -169,9 +164,6 @@ class SpikingNeuron(nn.Module):
             scale=None if channels is None else torch.ones(channels),
         )
         return neuron
-
-    def _device(self) -> torch.device:
-        return self.scale.device if self.scale is not None else torch.device("cpu")
 
     def extra_repr(self) -> str:
         c = self.code
