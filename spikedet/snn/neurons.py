@@ -1,4 +1,4 @@
-"""Spiking neurons with integer codes: IBRA-LIF, I-LIF and LIF.
+"""Spiking neurons with integer codes: IBRA-LIF, I-LIF, LIF and the A2S neuron, and the one neuron registry.
 
 Every neuron here follows the same three steps per timestep ``t`` (IBRA-LIF paper, eqs. 1, 3, 10):
 
@@ -377,8 +377,11 @@ class A2SNeuron(SpikingNeuron):
 
         >>> import torch
         >>> neuron = A2SNeuron(SpikeCode(levels=30, n=10.0, zero=3))
-        >>> neuron(torch.tensor([[[[-5.0]], [[0.0]], [[1.0]], [[9.0]]]])).flatten().tolist()
-        [-0.0, 0.0, 0.7, 2.7]
+        >>> u = torch.tensor([-5.0, 0.0, 1.0, 9.0]).view(1, 4, 1, 1)   # [B, C, H, W]
+        >>> neuron.codes_of(u).flatten().tolist()                      # 3 stands for 0; 30 is the top
+        [3.0, 3.0, 10.0, 30.0]
+        >>> [round(v, 4) for v in neuron(u).flatten().tolist()]        # (q - 3) / 10
+        [0.0, 0.0, 0.7, 2.7]
 
     Args:
         code: levels ``L``, scale ``N``, zero code and spike encoding.
