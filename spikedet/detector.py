@@ -25,10 +25,10 @@ from spikedet.convert.bitplane import spiking
 from spikedet.engine.device import select_device
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError
-from spikedet.io.images import check_imgsz
+from spikedet.io.images import check_imgsz, model_stride
 from spikedet.io.weights import resolve
 from spikedet.measure import energy
-from spikedet.model.detection import describe_model, model_stride
+from spikedet.model.detection import describe_model
 
 
 @dataclass

@@ -29,10 +29,9 @@ from spikedet.convert.onnx import OnnxCheck, check_onnx, export_onnx
 from spikedet.convert.verify import ConversionReport, convert_and_verify
 from spikedet.engine.device import select_device
 from spikedet.errors import SpikedetError
-from spikedet.io.images import check_imgsz, load_batch, sample_images
+from spikedet.io.images import check_imgsz, load_batch, model_stride, sample_images
 from spikedet.io.outputs import output_file
 from spikedet.io.weights import load_model, save_model
-from spikedet.model.detection import model_stride
 from spikedet.nn.mode import is_converted
 
 

@@ -30,6 +30,12 @@ IMGSZ_MIN, IMGSZ_MAX = 32, 8192
 DEFAULT_STRIDE = 32
 
 
+def model_stride(model) -> int:
+    """The largest stride of a detection model's head: image sizes must be a multiple of it."""
+    stride = getattr(model, "stride", None)
+    return int(max(stride.tolist())) if isinstance(stride, torch.Tensor) and stride.numel() else DEFAULT_STRIDE
+
+
 def check_imgsz(imgsz: int | Sequence[int], stride: int | None = DEFAULT_STRIDE, name: str = "imgsz"):
     """``imgsz`` (an integer or ``[height, width]``) if each side is an integer in ``IMGSZ_MIN..IMGSZ_MAX`` and,
     with a ``stride``, a multiple of it; else :class:`SpikedetError` naming the rule."""

@@ -22,11 +22,11 @@ from spikedet.assets import resolve_weights
 from spikedet.convert.bitplane import spiking
 from spikedet.engine.device import select_device
 from spikedet.engine.yolo import SpikeYOLO
-from spikedet.io.images import check_imgsz, default_image, image_files
+from spikedet.io.images import check_imgsz, default_image, image_files, model_stride
 from spikedet.io.weights import load_model
 from spikedet.measure import analysis, energy
 from spikedet.measure.opcount import layer_table
-from spikedet.model.detection import describe_model, model_stride
+from spikedet.model.detection import describe_model
 from spikedet.nn.conv import SpikeConv
 from spikedet.nn.mode import is_reparameterized
 

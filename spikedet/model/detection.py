@@ -137,12 +137,6 @@ def _mergeable(module: nn.Module) -> bool:
     return callable(getattr(module, "reparameterize", None)) and hasattr(module, "reparameterized") and not isinstance(module, DetectionModel)
 
 
-def model_stride(model: nn.Module) -> int:
-    """The largest stride of a detection model's head (input sizes must be a multiple of it); 32 when unknown."""
-    stride = getattr(model, "stride", None)
-    return int(max(stride.tolist())) if isinstance(stride, torch.Tensor) and stride.numel() else 32
-
-
 def describe_model(module: nn.Module, weights: str | Path | None = None) -> dict:
     """Architecture, scale, neurons, parameters and class names of a spikedet model."""
     neurons = [m for m in module.modules() if isinstance(m, SpikingNeuron)]
@@ -167,5 +161,5 @@ def describe_model(module: nn.Module, weights: str | Path | None = None) -> dict
         "parameters": int(sum(p.numel() for p in module.parameters())),
         "classes": len(module.names),
         "names": {int(k): v for k, v in dict(getattr(module, "names", {}) or {}).items()},
-        "stride": [int(s) for s in getattr(module, "stride", torch.tensor([32])).tolist()],
+        "stride": [int(s) for s in module.stride.tolist()],
     }
