@@ -11,18 +11,14 @@ from pathlib import Path
 
 from spikedet.assets import default_weights, resolve_data
 from spikedet.cli import options
-from spikedet.cli.parser import (
-    Invocation,
-    Setting,
-    UsageError,
-    command,
-    emit_json,
-    plural,
-    say,
-)
+from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, plural, say
+from spikedet.detector import Detector, detections
 from spikedet.engine.device import select_device
+from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError, first_line
+from spikedet.io.datasets import folder_dataset
 from spikedet.io.images import check_imgsz, default_image, is_image_file, read_image
+from spikedet.io.weights import resolve
 from spikedet.measure.energy import CAVEAT
 from spikedet.measure.pipelines import model_info
 
@@ -74,11 +70,8 @@ def _metrics_dict(metrics) -> dict:
     return {k: float(v) for k, v in values.items()} if isinstance(values, dict) else {}
 
 
-def _yolo(model: str | None):
+def _yolo(model: str | None) -> SpikeYOLO:
     """A :class:`SpikeYOLO` for a model YAML or weights (the default weights when None)."""
-    from spikedet.engine.yolo import SpikeYOLO
-    from spikedet.io.weights import resolve
-
     return SpikeYOLO(resolve(model, allow_pickle=True))
 
 
@@ -167,8 +160,6 @@ def cmd_train(inv: Invocation) -> int:
     ),
 )
 def cmd_val(inv: Invocation) -> int:
-    from spikedet.io.datasets import folder_dataset
-
     s = inv.settings
     if not s["data"]:
         raise UsageError("give the data YAML (or an image folder with YOLO labels): spikedet val DATA model=WEIGHTS")
@@ -202,8 +193,6 @@ def cmd_val(inv: Invocation) -> int:
     examples=("spikedet predict model=best.pt source=path/to/images", "spikedet predict source=bus.jpg --json"),
 )
 def cmd_predict(inv: Invocation) -> int:
-    from spikedet.detector import detections
-
     args = _ultralytics_args(inv)
     if args.get("source") is None:
         args["source"] = str(default_image())
@@ -242,12 +231,8 @@ def cmd_predict(inv: Invocation) -> int:
     examples=("spikedet demo", "spikedet demo source=photo.jpg --json"),
 )
 def cmd_demo(inv: Invocation) -> int:
-    from spikedet.detector import Detector
-
     s = inv.settings
     source = s["source"] or str(default_image())
-    if not Path(source).is_file():
-        raise UsageError(f"source {source!r} not found or not an image")
     try:
         image = read_image(source)
     except SpikedetError:

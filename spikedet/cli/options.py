@@ -22,8 +22,8 @@ def default_of(function: Callable, name: str) -> Any:
     return inspect.signature(function).parameters[name].default
 
 
-def weights(help: str = f"weights (default: {DEFAULT_WEIGHTS_HELP})", default: str | None = None) -> Setting:
-    return Setting("str", default, help)
+def weights(help: str = f"weights (default: {DEFAULT_WEIGHTS_HELP})") -> Setting:
+    return Setting("str", None, help)
 
 
 def imgsz(default: int | None, help: str = "inference size", square: bool = False, stride: bool = True) -> Setting:

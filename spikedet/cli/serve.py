@@ -1,7 +1,7 @@
 """Commands that run an application: ``serve`` (the HTTP service) and ``webcam`` (the live demo).
 
-Both check the weights, the device and the sockets they need before loading anything, so bad input is one
-line and exit 2, never a half-started server.
+Both check the weights and the device before loading anything (``serve`` also binds its port first), so bad
+input is one line and exit 2, never a half-started server.
 """
 
 from __future__ import annotations

@@ -166,8 +166,9 @@ def export_weights(weights: str | Path | None = None, output: str | Path | None 
     device = select_device(device)
     path = resolve_weights(weights)
     output = output_file(output, (".onnx",), default=path.stem + ".onnx")
-    model = spiking(_load_spiking(path), "integer").to(device)
+    model = _load_spiking(path)
     check_imgsz(imgsz, model_stride(model))
+    model = spiking(model, "integer").to(device)
     export_onnx(model, output, imgsz, opset, with_codes=codes)
     batch, _ = load_batch(source or sample_images("val"), imgsz, 4)
     with tempfile.TemporaryDirectory() as tmp:  # the check needs every neuron's codes as outputs

@@ -50,6 +50,7 @@ FORMAT = "spikedet-model"
 FORMAT_VERSION = 1
 
 WeightsFormat = Literal["safetensors", "yolov5", "pickle", "other"]
+SUFFIXES = (".safetensors", ".pt")
 
 PICKLE_REFUSED = ("{path!r} is a pickle, which runs code when loaded: convert it to safetensors (spikedet convert) "
                   "or opt in with --allow-pickle (SPIKEDET_ALLOW_PICKLE=1; allow_pickle=True in Python)")
@@ -75,7 +76,7 @@ def resolve(name: str | Path | None, *, allow_pickle: bool) -> Path:
         resolve_model_yaml(name)  # fails clearly on an unknown name; the name itself keeps its scale
         return Path(str(name))
     path = resolve_weights(name)
-    if weights_format(path) == "other":
+    if path.suffix.lower() not in SUFFIXES:
         raise SpikedetError(f"unsupported weights format {path.suffix!r} for {str(path)!r} "
                             "(expected .safetensors or .pt)")
     if path.suffix.lower() == ".pt" and not allow_pickle:

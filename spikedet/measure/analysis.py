@@ -13,17 +13,14 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
 
+from spikedet.engine.yolo import SpikeYOLO
 from spikedet.measure import energy
 from spikedet.snn.neurons import SpikingNeuron
 from spikedet.snn.spikes import SpikeTrain
-
-if TYPE_CHECKING:
-    from spikedet.engine.yolo import SpikeYOLO
 
 
 class CodeHistograms:
