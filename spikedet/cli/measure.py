@@ -9,6 +9,7 @@ from __future__ import annotations
 from spikedet.cli import options
 from spikedet.cli.options import default_of
 from spikedet.cli.parser import Invocation, Setting, command, emit_json, plural, say
+from spikedet.measure.costs import BASELINES, MODELS
 from spikedet.measure.energy import CAVEAT
 from spikedet.measure.pipelines import analyze_weights, measure_energy
 
@@ -24,14 +25,13 @@ def _measure_settings(function) -> dict[str, Setting]:
                             choices=("auto", "binary", "unary")),
         "path": Setting("choice", default_of(function, "path"), "execution path (same spikes either way)",
                         choices=("integer", "bitplane")),
-        "e_mac": Setting("float", default_of(function, "e_mac"), "energy of a MAC in pJ", minimum=0),
-        "e_ac": Setting("float", default_of(function, "e_ac"), "energy of an AC in pJ", minimum=0),
+        **options.energy_constants(),
     }
 
 
 def _arguments(s: dict) -> dict:
-    keys = ("imgsz", "device", "conf", "counting", "path", "e_mac", "e_ac")
-    return {k: s[k] for k in keys}
+    keys = ("imgsz", "device", "conf", "counting", "path")
+    return {**{k: s[k] for k in keys}, "constants": options.constants_from(s)}
 
 
 @command(
@@ -39,7 +39,8 @@ def _arguments(s: dict) -> dict:
     "per-image, per-layer energy estimate (ACs/MACs from the actual spikes) with detections",
     main="WEIGHTS",
     main_setting="model",
-    settings={**_measure_settings(measure_energy), "layers": Setting("bool", False, "print the per-layer table")},
+    settings={**_measure_settings(measure_energy), "layers": Setting("bool", False, "print the per-layer table"),
+              "energy_model": options.energy_model()},
     examples=("spikedet energy best-bitplane.safetensors source=data/coco8/images/val --json",),
 )
 def cmd_energy(inv: Invocation) -> int:
@@ -48,15 +49,22 @@ def cmd_energy(inv: Invocation) -> int:
     if inv.json:
         emit_json([r.to_dict() for r in results])
         return 0
+    lead = s["energy_model"]
     for r in results:
-        say(f"{r.report.image}: {plural(r.detections, 'detection')}; {r.report.summary()}")
+        model = r.report.energy_models[lead]
+        say(f"{r.report.image}: {plural(r.detections, 'detection')}; SNN {model.snn_mJ:.4f} mJ vs ANN "
+            f"{model.ann_mJ:.4f} mJ ({lead}): {r.report.verdict(lead)}")
         if s["layers"]:
             say(r.report.table())
-    snn, ann = sum(r.report.snn_mJ for r in results), sum(r.report.ann_mJ for r in results)
-    n = len(results)
-    ratio = f"SNN/ANN {snn / ann:.3f}" if ann > 0 else "SNN/ANN n/a (ANN energy 0)"
-    gain = f" ({ann / snn:.2f}x)" if snn > 0 and ann > 0 else ""
-    say(f"{n} images: mean SNN {snn / n:.4f} mJ, mean ANN {ann / n:.4f} mJ per image; {ratio}{gain}")
+    say(f"{len(results)} images, mean per image:")
+    for name in [lead] + [m for m in MODELS if m != lead]:
+        snn = sum(r.report.energy_models[name].snn_mJ for r in results)
+        ann = sum(r.report.energy_models[name].ann_mJ for r in results)
+        ratio = f"SNN/ANN {snn / ann:.3f}" if ann > 0 else "SNN/ANN n/a (ANN energy 0)"
+        say(f"  {name:<10} SNN {snn / len(results):.4f} mJ, ANN {ann / len(results):.4f} mJ; {ratio} "
+            f"(against {BASELINES[name]})")
+    spe = sum(r.report.acs for r in results) / max(sum(r.report.spiking_macs for r in results), 1)
+    say(f"  {spe:.2f} spikes per input element of the spiking convs (ACs / MACs)")
     say(CAVEAT)
     return 0
 

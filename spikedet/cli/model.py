@@ -227,6 +227,7 @@ def cmd_predict(inv: Invocation) -> int:
         "source": options.source("image (default: Ultralytics' bus.jpg)"),
         "model": options.weights(),
         "device": options.device(),
+        "energy_model": options.energy_model(),
     },
     examples=("spikedet demo", "spikedet demo source=photo.jpg --json"),
 )
@@ -261,9 +262,10 @@ def cmd_demo(inv: Invocation) -> int:
     for d in result.detections:
         x1, y1, x2, y2 = d.box
         say(f"  {d.name:<16} {d.confidence:.2f}  [{x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}]")
-    e = result.energy
-    say(f"energy: SNN {e.snn_mJ:.3f} mJ vs ANN {e.ann_mJ:.3f} mJ per image -> {e.efficiency:.2f}x more efficient "
-        f"({e.macs / 1e9:.2f} GMACs; {e.acs / 1e9:.2f} GACs from {e.spikes / 1e6:.2f}M spikes)")
+    lines = result.energy.describe(s["energy_model"])
+    say(f"energy: {lines[0]}")
+    for line in lines[1:]:
+        say(f"      {line}")
     say(f"        {CAVEAT}")
     say(f"time: {result.timing_ms['total']:.0f} ms on {device}")
     return 0

@@ -1,4 +1,4 @@
-"""Settings that several commands share, defined once: weights, image size, device, output, source.
+"""Settings that several commands share, defined once: weights, image size, device, output, source, energy.
 
 A command that runs a library function takes its defaults from that function's signature
 (:func:`default_of`), so ``spikedet convert`` and ``spikedet.convert.convert_weights`` cannot drift apart.
@@ -10,8 +10,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from spikedet.cli.parser import Setting
+from spikedet.cli.parser import Setting, UsageError
 from spikedet.io.images import DEFAULT_STRIDE
+from spikedet.measure.costs import CONSTANTS, MODELS, EnergyConstants
 
 DEVICE_HELP = "cpu, 0, cuda:0 ... (default: the first GPU if there is one, else cpu)"
 DEFAULT_WEIGHTS_HELP = "the shipped weights or $SPIKEDET_WEIGHTS"
@@ -42,3 +43,35 @@ def output(suffix: str, default_name: str) -> Setting:
 
 def source(help: str) -> Setting:
     return Setting("str", None, help)
+
+
+# -- energy -----------------------------------------------------------------------------------------
+
+def _constant_key(field_name: str) -> str:
+    return field_name.removesuffix("_pj")
+
+
+def energy_constants() -> dict[str, Setting]:
+    """Every constant of the energy models as a setting: ``e_mac`` for ``EnergyConstants.e_mac_pj`` and so on,
+    with the unit and the source in the help."""
+    defaults = EnergyConstants()
+    out = {}
+    for name, (unit, source, meaning) in CONSTANTS.items():
+        value = getattr(defaults, name)
+        kind = "int" if isinstance(value, int) else "float"
+        out[_constant_key(name)] = Setting(kind, value, f"{meaning}, {unit} ({source.split(',')[0]})",
+                                           minimum=1 if kind == "int" else 0)
+    return out
+
+
+def constants_from(settings: dict) -> EnergyConstants:
+    """The :class:`EnergyConstants` a command's settings (see :func:`energy_constants`) ask for."""
+    try:
+        return EnergyConstants(**{name: settings[_constant_key(name)] for name in CONSTANTS})
+    except ValueError as e:
+        raise UsageError(str(e).replace("_pj", "")) from None
+
+
+def energy_model() -> Setting:
+    return Setting("choice", "convention", "energy model the text leads with (all three are in --json)",
+                   choices=MODELS)

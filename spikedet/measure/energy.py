@@ -1,24 +1,26 @@
-"""Per-image, per-layer energy estimates from the spikes a model actually fires.
+"""Per-image, per-layer counts of what a model computes on the spikes it actually fires, and their energy.
 
-Method (the convention of SpikeYOLO, Luo et al. ECCV 2024, and of the IBRA-LIF paper):
+Counting (the convention of SpikeYOLO, Luo et al. ECCV 2024, and of the IBRA-LIF paper):
 
 - every conv's operation count is ``MACs = C_in * C_out * k^2 * H_out * W_out / groups`` on the
   re-parameterized network (the one that runs on spikes); detect-head convs count, DFL does not;
-- a conv whose input is real-valued (the first conv, on the image) costs ``E_MAC * MACs``;
-- a conv whose input is spikes costs ``E_AC * ACs`` with ``ACs = MACs * fr``, where the firing rate ``fr``
-  is the mean number of spikes per input element: the mean popcount of the codes for binary (bit-plane,
-  IBRA-LIF) counting, the mean code for unary (thermometer, I-LIF) counting, the mean number of nonzero
-  digits for signed and NAF codes; summed over the trains of a residual sum; with ``T > 1`` the SNN's MACs
-  and input elements count every timestep, the ANN's MACs once;
-- ``ann_mJ``: the trained network run as an ANN in its cheapest form (a merged conv is charged at the MACs of
-  the chain it replaced when that is cheaper), every op a MAC; ``ann_merged_mJ``: SpikeYOLO's convention, the
-  merged network with every op a MAC; ``efficiency = ann_mJ / snn_mJ``.
+- a conv whose input is real-valued (the first conv, on the image) performs its MACs;
+- a conv whose input is spikes performs ``ACs = MACs * fr``, where the firing rate ``fr`` is the mean
+  number of spikes per input element: the mean popcount of the codes for binary (bit-plane, IBRA-LIF)
+  counting, the mean code for unary (thermometer, I-LIF) counting, the mean number of nonzero digits for
+  signed and NAF codes; summed over the trains of a residual sum; with ``T > 1`` the SNN's MACs and input
+  elements count every timestep, the ANN's MACs once;
+- every neuron population's updates (neurons x timesteps) and the spikes it fires;
+- the ANN reference is the trained network in its cheapest form (a merged conv is charged at the MACs of the
+  chain it replaced when that is cheaper); ``ann_merged_mJ`` is SpikeYOLO's convention, the merged network.
 
-Constants default to 45 nm figures (Horowitz, ISSCC 2014): ``E_MAC = 4.6 pJ``, ``E_AC = 0.9 pJ``. This is a
-compute-only estimate: memory access, data movement and neuron updates are not counted.
+Spike counts come from per-code histograms and a table of spikes per code, computed once per code.
+:mod:`spikedet.measure.costs` turns the counts into energy under three named models (the field's
+compute-only convention, an int8 baseline, a memory-aware model); :mod:`spikedet.measure.report` holds the
+per-image :class:`EnergyReport`.
 
 Use :func:`measure` around any forward pass of a model in spike mode (Ultralytics' predictor included):
-it installs forward hooks on the model's convs for the duration of the block, and
+it installs forward hooks on the model's convs and neurons for the duration of the block, and
 :meth:`EnergyRecorder.reports` then gives one :class:`EnergyReport` per image.
 
     >>> import torch
@@ -30,48 +32,34 @@ it installs forward hooks on the model's convs for the duration of the block, an
     >>> report = recorder.reports()[0]
     >>> report.snn_mJ > 0 and report.ann_mJ > 0 and len(report.layers) > 50
     True
+    >>> sorted(report.energy_models)
+    ['convention', 'integer', 'memory']
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from spikedet.measure.costs import EnergyConstants
+from spikedet.measure.report import CAVEAT, EnergyReport, LayerEnergy, build_report
 from spikedet.nn.conv import SpikeConv
+from spikedet.snn.neurons import SpikingNeuron
+from spikedet.snn.spikes import SpikeTrain
+
+__all__ = ["CAVEAT", "EnergyConstants", "EnergyRecorder", "EnergyReport", "LayerEnergy", "code_histograms",
+           "estimate_energy", "measure"]
 
 Counting = Literal["auto", "binary", "unary"]
-
-CAVEAT = (
-    "Compute energy only (45 nm constants, Horowitz 2014): memory access, data movement and neuron updates "
-    "are not counted; ACs = MACs x mean spikes per input element."
-)
-
-
-@dataclass(frozen=True)
-class EnergyConstants:
-    e_mac_pj: float = 4.6
-    e_ac_pj: float = 0.9
-    process: str = "45 nm"
-    source: str = "Horowitz, ISSCC 2014"
-
-    def __post_init__(self):
-        for name in ("e_mac_pj", "e_ac_pj"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value >= 0 and value == value):
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
 class _ConvPass:
-    """What one conv saw in one forward pass (totals per image of the batch)."""
+    """What one conv saw in one forward pass (per image of the batch)."""
 
     name: str
     kind: str
@@ -82,16 +70,33 @@ class _ConvPass:
     elements: list[float]
     encoding: str
     sources: list[str]
+    silent: list[float]  # input elements that send no spike (among ``observed``)
+    outputs: list[float]  # output elements (potentials), every timestep
+    weights: float
+    ann_inputs: float  # input elements of one timestep (the ANN's activations)
+    ann_outputs: float  # output elements of one timestep
+    observed: float = 0.0  # input elements whose silence is observable (not summed with another train)
+
+
+@dataclass
+class _NeuronPass:
+    """What one neuron population did in one forward pass (per image of the batch)."""
+
+    name: str
+    T: int
+    updates: list[float]
+    spikes: list[float]
 
 
 class EnergyRecorder:
-    """Collects per-conv counts during forward passes (installed by :func:`measure`)."""
+    """Collects per-conv and per-neuron counts during forward passes (installed by :func:`measure`)."""
 
     def __init__(self, counting: Counting = "auto"):
         if counting not in ("auto", "binary", "unary"):
             raise ValueError(f"counting must be 'auto', 'binary' or 'unary', got {counting!r}")
         self.counting = counting
         self.passes: list[list[_ConvPass]] = []
+        self.neuron_passes: list[list[_NeuronPass]] = []
         self.batch = 1
         self._cursor = 0  # the next image of the last pass that next_report() reports
         self._hist_cache: dict = {}
@@ -99,6 +104,7 @@ class EnergyRecorder:
     def start_pass(self, batch: int) -> None:
         self.batch = max(int(batch), 1)
         self.passes.append([])
+        self.neuron_passes.append([])
         self._cursor = 0
         self._hist_cache = {}
 
@@ -118,7 +124,7 @@ class EnergyRecorder:
             self._hist_cache.pop(next(iter(self._hist_cache)))
         return hist
 
-    def next_report(self, constants: EnergyConstants | None = None, image: str | None = None) -> "EnergyReport":
+    def next_report(self, constants: EnergyConstants | None = None, image: str | None = None) -> EnergyReport:
         """The report of the next image of the last pass (for consumers that get results one image at a time)."""
         records = self.passes[-1] if self.passes else []
         if not records:
@@ -127,12 +133,13 @@ class EnergyRecorder:
         if index >= len(records[0].macs):
             raise RuntimeError("more results than images in the last forward pass")
         self._cursor = index + 1
-        return _report(records, index, constants or EnergyConstants(), self.counting, image)
+        return build_report(records, self.neuron_passes[-1], index, constants or EnergyConstants(), self.counting,
+                            image)
 
     @property
     def current(self) -> list[_ConvPass]:
         if not self.passes:
-            self.passes.append([])
+            self.start_pass(self.batch)
         return self.passes[-1]
 
     def conv_hook(self, name: str):
@@ -147,38 +154,76 @@ class EnergyRecorder:
 
         return hook
 
+    def neuron_hook(self, name: str):
+        """A forward hook recording a neuron population's updates and spikes (spike mode only)."""
+
+        def hook(neuron: SpikingNeuron, args, out) -> None:
+            if isinstance(out, SpikeTrain):
+                self.record_neuron(name, neuron, out)
+
+        return hook
+
+    def _code(self, code):
+        # counting as another encoding reads the raw codes q (zero offset included, no rest code)
+        return code if self.counting == "auto" else replace(code, encoding=self.counting, rest=None)
+
+    def record_neuron(self, name: str, neuron: SpikingNeuron, train: SpikeTrain) -> None:
+        b = self.batch
+        code = self._code(train.code)
+        hist = self.histogram(train.codes, code.levels)
+        spikes = (hist.double() * _spike_table(code)).sum(1).tolist()
+        updates = train.codes.numel() / b
+        if not self.neuron_passes:
+            self.start_pass(b)
+        self.neuron_passes[-1].append(_NeuronPass(name, int(getattr(neuron, "T", 1)), [updates] * b, spikes))
+
     def record_real_conv(self, name: str, conv: SpikeConv, x: Tensor, y: Tensor) -> None:
         b = self.batch
-        macs, cheapest, merged = _macs(conv, y, b)
+        macs, cheapest, merged, steps = _macs(conv, y, b)
         elements = x[0].numel() * _per_image(x.shape[0], b)
+        outputs = y[0].numel() * _per_image(y.shape[0], b) if y.dim() == 4 else y.numel() / b
         self.current.append(_ConvPass(name, "real", [macs] * b, [cheapest] * b, [merged] * b, [0.0] * b,
-                                      [float(elements)] * b, "real", []))
+                                      [float(elements)] * b, "real", [], [0.0] * b, [float(outputs)] * b,
+                                      float(_weights(conv)), elements / steps, outputs / steps))
 
     def record_spike_conv(self, name: str, conv: SpikeConv, x, y: Tensor) -> None:
         b = self.batch
-        macs, cheapest, merged = _macs(conv, y, b)
+        macs, cheapest, merged, steps = _macs(conv, y, b)
         terms = x.terms()
         spikes = torch.zeros(b, dtype=torch.float64)
+        silent = torch.zeros(b, dtype=torch.float64)
         encodings = set()
-        for train, _ in terms:
-            # counting as another encoding reads the raw codes q (zero offset included, no rest code)
-            code = train.code if self.counting == "auto" else replace(train.code, encoding=self.counting, rest=None)
+        shared = {off for i, (_, off) in enumerate(terms) if any(o == off for _, o in terms[:i])}
+        observed = 0.0
+        for train, off in terms:
+            code = self._code(train.code)
             encodings.add(code.encoding)
-            hist = self.histogram(train.codes, code.levels)
-            spikes += (hist.double() * _spike_table(code)).sum(1)
+            hist = self.histogram(train.codes, code.levels).double()
+            table = _spike_table(code)
+            spikes += (hist * table).sum(1)
+            # Trains summed into the same channels are silent only where all are: their silence is not
+            # observable from histograms, so those channels stay out of the sparsity figure.
+            if off not in shared:
+                silent += (hist * (table == 0)).sum(1)
+                observed += train.codes.numel() / b
         first = terms[0][0].codes
         rows = first.shape[0] if first.dim() == 4 else 1
         elements = conv.in_channels * first.shape[-2] * first.shape[-1] * _per_image(rows, b)
+        outputs = y[0].numel() * _per_image(y.shape[0], b) if y.dim() == 4 else y.numel() / b
         self.current.append(_ConvPass(name, x.describe(), [macs] * b, [cheapest] * b, [merged] * b, spikes.tolist(),
-                                      [float(elements)] * b, "/".join(sorted(encodings)), [t.source for t, _ in terms]))
+                                      [float(elements)] * b, "/".join(sorted(encodings)), [t.source for t, _ in terms],
+                                      silent.tolist(), [float(outputs)] * b, float(_weights(conv)),
+                                      elements / steps, outputs / steps, observed))
 
-    def reports(self, constants: EnergyConstants | None = None, images: list[str] | None = None) -> list["EnergyReport"]:
+    def reports(self, constants: EnergyConstants | None = None, images: list[str] | None = None) -> list[EnergyReport]:
         """One report per image of the last forward pass."""
         constants = constants or EnergyConstants()
         records = self.passes[-1] if self.passes else []
+        neurons = self.neuron_passes[-1] if self.neuron_passes else []
         n = len(records[0].macs) if records else 0
         names = images or [None] * n
-        return [_report(records, i, constants, self.counting, names[i] if i < len(names) else None) for i in range(n)]
+        return [build_report(records, neurons, i, constants, self.counting, names[i] if i < len(names) else None)
+                for i in range(n)]
 
 
 @contextlib.contextmanager
@@ -186,8 +231,9 @@ def measure(model: nn.Module, counting: Counting = "auto"):
     """Record energy counts of every forward pass of ``model`` inside the block.
 
     Installs a pre-hook on ``model`` (each top-level forward starts a new pass) and a forward hook on each of
-    its :class:`~spikedet.nn.conv.SpikeConv` layers, removed when the block ends. The model must be in spike
-    mode (:func:`spikedet.nn.mode.set_spike_mode`) for spikes to be seen. Yields the :class:`EnergyRecorder`.
+    its :class:`~spikedet.nn.conv.SpikeConv` layers and spiking neurons, removed when the block ends. The
+    model must be in spike mode (:func:`spikedet.nn.mode.set_spike_mode`) for spikes to be seen. Yields the
+    :class:`EnergyRecorder`.
     """
     recorder = EnergyRecorder(counting)
 
@@ -196,8 +242,11 @@ def measure(model: nn.Module, counting: Counting = "auto"):
         recorder.start_pass(x.shape[0] if isinstance(x, Tensor) else 1)
 
     handles = [model.register_forward_pre_hook(start)]
-    handles += [m.register_forward_hook(recorder.conv_hook(name)) for name, m in model.named_modules()
-                if isinstance(m, SpikeConv)]
+    for name, m in model.named_modules():
+        if isinstance(m, SpikeConv):
+            handles.append(m.register_forward_hook(recorder.conv_hook(name)))
+        elif isinstance(m, SpikingNeuron):
+            handles.append(m.register_forward_hook(recorder.neuron_hook(name)))
     try:
         yield recorder
     finally:
@@ -209,8 +258,12 @@ def _per_image(total_rows: int, batch: int) -> int:
     return max(total_rows // batch, 1)
 
 
-def _macs(conv: SpikeConv, y: Tensor, batch: int) -> tuple[float, float, float]:
-    """``(SNN MACs, cheapest ANN MACs, merged ANN MACs)`` of one image.
+def _weights(conv: SpikeConv) -> int:
+    return conv.weight.numel()
+
+
+def _macs(conv: SpikeConv, y: Tensor, batch: int) -> tuple[float, float, float, float]:
+    """``(SNN MACs, cheapest ANN MACs, merged ANN MACs, timesteps)`` of one image.
 
     The SNN runs every conv once per timestep (``rows = T x batch``); the ANN it is compared with runs once.
     """
@@ -220,7 +273,7 @@ def _macs(conv: SpikeConv, y: Tensor, batch: int) -> tuple[float, float, float]:
     cheapest = once
     if conv.trained_macs_per_pixel is not None:
         cheapest = min(once, conv.trained_macs_per_pixel * y.shape[-2] * y.shape[-1])
-    return once * reps, cheapest, once
+    return once * reps, cheapest, once, max(reps, 1.0)
 
 
 def code_histograms(codes: Tensor, batch: int, levels: int) -> Tensor:
@@ -247,107 +300,6 @@ def _spike_table(code) -> Tensor:
     if code not in _TABLES:
         _TABLES[code] = code.spike_table()
     return _TABLES[code]
-
-
-# -- reports -------------------------------------------------------------------------------------
-
-@dataclass
-class LayerEnergy:
-    name: str
-    input: str
-    macs: float
-    spikes: float
-    input_elements: float
-    firing_rate: float
-    acs: float
-    energy_mJ: float
-    ann_macs: float
-    encoding: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class EnergyReport:
-    """The energy estimate of one image. :meth:`to_dict` is what the service and ``--json`` return."""
-
-    image: str | None
-    snn_mJ: float
-    ann_mJ: float
-    ann_merged_mJ: float
-    efficiency: float
-    macs: float
-    acs: float
-    spikes: float
-    counting: str
-    constants: EnergyConstants
-    layers: list[LayerEnergy]
-    caveat: str = CAVEAT
-
-    def to_dict(self, layers: bool = True) -> dict:
-        out = {
-            "image": self.image,
-            "snn_mJ": self.snn_mJ,
-            "ann_mJ": self.ann_mJ,
-            "ann_merged_mJ": self.ann_merged_mJ,
-            "efficiency": self.efficiency if math.isfinite(self.efficiency) else None,  # JSON has no infinity
-            "macs": self.macs,
-            "acs": self.acs,
-            "spikes": self.spikes,
-            "counting": self.counting,
-            "constants": self.constants.as_dict(),
-            "caveat": self.caveat,
-        }
-        if layers:
-            out["layers"] = [layer.as_dict() for layer in self.layers]
-        return out
-
-    def summary(self) -> str:
-        return (
-            f"SNN {self.snn_mJ:.4f} mJ vs ANN {self.ann_mJ:.4f} mJ (merged ANN {self.ann_merged_mJ:.4f} mJ): "
-            f"{self.efficiency:.2f}x; {self.macs / 1e9:.2f} GMACs, {self.acs / 1e9:.2f} GACs"
-        )
-
-    def table(self) -> str:
-        wn = max([40] + [len(l.name) for l in self.layers])
-        wi = max([18] + [len(l.input) for l in self.layers])
-        lines = [f"{'layer':<{wn}} {'input':<{wi}} {'MACs':>14} {'fr':>7} {'ACs':>14} {'mJ':>10}"]
-        for l in self.layers:
-            lines.append(
-                f"{l.name:<{wn}} {l.input:<{wi}} {l.macs:>14,.0f} {l.firing_rate:>7.3f} {l.acs:>14,.0f} {l.energy_mJ:>10.5f}"
-            )
-        return "\n".join(lines)
-
-
-def _report(records: list[_ConvPass], i: int, constants: EnergyConstants, counting: str, image: str | None) -> EnergyReport:
-    layers = []
-    e_mac, e_ac = constants.e_mac_pj * 1e-9, constants.e_ac_pj * 1e-9  # pJ -> mJ
-    for r in records:
-        macs, elements, spikes = r.macs[i], r.elements[i], r.spikes[i]
-        if r.kind == "real":
-            fr, acs, energy = 0.0, 0.0, e_mac * macs
-        else:
-            fr = spikes / elements if elements else 0.0
-            acs = macs * fr
-            energy = e_ac * acs
-        layers.append(LayerEnergy(r.name, r.kind, macs, spikes, elements, fr, acs, energy, r.ann_macs[i], r.encoding))
-    snn = sum(l.energy_mJ for l in layers)
-    ann = e_mac * sum(l.ann_macs for l in layers)
-    merged = e_mac * sum(r.merged_macs[i] for r in records)
-    return EnergyReport(
-        image=image,
-        snn_mJ=snn,
-        ann_mJ=ann,
-        ann_merged_mJ=merged,
-        efficiency=ann / snn if snn > 0 else float("inf"),
-        macs=sum(l.macs for l in layers),
-        acs=sum(l.acs for l in layers),
-        spikes=sum(l.spikes for l in layers),
-        counting=counting,
-        constants=constants,
-        layers=layers,
-    )
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ from spikedet.engine.yolo import SpikeYOLO
 from spikedet.io.images import check_imgsz, default_image, image_files, model_stride
 from spikedet.io.weights import load_model
 from spikedet.measure import analysis, energy
+from spikedet.measure.costs import EnergyConstants
 from spikedet.measure.opcount import layer_table
 from spikedet.model.detection import describe_model
 from spikedet.nn.conv import SpikeConv
@@ -79,7 +80,7 @@ class ImageEnergy:
 
 def measure_energy(weights: str | Path | None = None, source: str | Path | None = None, *, imgsz: int = 640,
                    device: str | None = None, conf: float = 0.25, counting: energy.Counting = "auto",
-                   path: str = "integer", e_mac: float = 4.6, e_ac: float = 0.9) -> list[ImageEnergy]:
+                   path: str = "integer", constants: EnergyConstants | None = None) -> list[ImageEnergy]:
     """Per-image, per-layer energy (ACs/MACs from the actual spikes), each image letterboxed on its own.
 
     Args:
@@ -88,10 +89,10 @@ def measure_energy(weights: str | Path | None = None, source: str | Path | None 
         imgsz, conf, device: inference size, detection confidence threshold, torch device.
         counting: spikes counted by the neuron's own encoding (``auto``), as bit planes or as unary steps.
         path: execution path (``integer`` or ``bitplane``; the same spikes either way).
-        e_mac, e_ac: energy of a MAC and of an AC in pJ.
+        constants: the energy models' constants (default: :class:`~spikedet.measure.costs.EnergyConstants`).
     """
     files = _sources(source)
-    constants = energy.EnergyConstants(e_mac_pj=e_mac, e_ac_pj=e_ac)
+    constants = constants or EnergyConstants()
     yolo = spiking_yolo(weights, path, imgsz)
     results = []
     with energy.measure(yolo.model, counting) as recorder:
@@ -103,11 +104,10 @@ def measure_energy(weights: str | Path | None = None, source: str | Path | None 
 def analyze_weights(weights: str | Path | None = None, source: str | Path | None = None,
                     output: str | Path = "analysis", *, imgsz: int = 640, device: str | None = None,
                     conf: float = 0.25, counting: energy.Counting = "auto", path: str = "integer",
-                    e_mac: float = 4.6, e_ac: float = 0.9) -> dict[str, Path]:
+                    constants: EnergyConstants | None = None) -> dict[str, Path]:
     """Activation analysis (code histograms, energy per layer, firing rates) written into the folder ``output``;
     the arguments are :func:`measure_energy`'s. Returns the files written by kind."""
     files = _sources(source)
     yolo = spiking_yolo(weights, path, imgsz)
-    constants = energy.EnergyConstants(e_mac_pj=e_mac, e_ac_pj=e_ac)
     return analysis.analyze(yolo, files, output, imgsz=imgsz, conf=conf, device=device, counting=counting,
                             constants=constants)
