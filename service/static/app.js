@@ -227,6 +227,52 @@ function draw(result) {
   }
 }
 
+// "2.60× less" or "14.1× more": a ratio always says which way it goes.
+function ratio(efficiency) {
+  if (efficiency === null || efficiency === undefined) return "n/a";
+  return efficiency >= 1 ? efficiency.toFixed(2) + "× less" : (1 / efficiency).toFixed(2) + "× more";
+}
+
+// One row per energy model, each with the baseline it is measured against, and a plain explanation.
+function renderModels(e) {
+  const models = e.energy_models || {};
+  const names = Object.keys(models);
+  $("models").hidden = names.length === 0;
+  const rows = $("model-rows");
+  rows.replaceChildren();
+  for (const name of names) {
+    const m = models[name];
+    const tr = document.createElement("tr");
+    const label = document.createElement("td");
+    label.textContent = m.description || name;
+    label.title = `baseline: ${m.baseline}\n` + (m.assumptions || []).join("\n");
+    const snn = document.createElement("td");
+    snn.textContent = mJ(m.snn_mJ);
+    const ann = document.createElement("td");
+    ann.textContent = mJ(m.ann_mJ);
+    const verdict = document.createElement("td");
+    verdict.textContent = ratio(m.efficiency);
+    verdict.className = m.efficiency !== null && m.efficiency < 1 ? "worse" : "better";
+    tr.append(label, snn, ann, verdict);
+    rows.append(tr);
+  }
+  let text = "";
+  if (e.spikes_per_element !== undefined) {
+    const silent = Math.round(100 * (e.activation_sparsity || 0));
+    text = `Each input of the spiking layers sends ${e.spikes_per_element.toFixed(2)} spikes on average ` +
+      `(${silent}% send none). Each spike is an addition (AC), so the SNN does ${big(e.acs)} additions`;
+    text += e.effective_macs ? ` and ${big(e.effective_macs)} multiply-adds (its first layer, on the image).` : ".";
+    if (e.spikes_per_element > 1) {
+      text += " That is more operations than the ANN's multiply-adds: the savings of the compute-only estimates come " +
+        "from an addition costing less than a multiply-add.";
+    }
+    if (models.memory && models.memory.efficiency !== null && models.memory.efficiency < 1) {
+      text += " Counting memory traffic (each addition reads and writes a membrane potential) reverses the verdict.";
+    }
+  }
+  $("explain").textContent = text;
+}
+
 function render(result, ms) {
   draw(result);
   const e = result.energy;
@@ -235,10 +281,14 @@ function render(result, ms) {
   $("ann").textContent = mJ(e.ann_mJ);
   $("bar-snn").style.width = (100 * (e.snn_mJ || 0) / top).toFixed(1) + "%";
   $("bar-ann").style.width = (100 * (e.ann_mJ || 0) / top).toFixed(1) + "%";
-  $("efficiency").textContent = e.efficiency === null || e.efficiency === undefined ? "n/a" : e.efficiency.toFixed(2) + "×";
+  $("efficiency").textContent = ratio(e.efficiency);
+  $("efficiency-text").textContent = (e.efficiency !== null && e.efficiency !== undefined && e.efficiency < 1 ? "more" : "less") +
+    " energy than the same network run as a float32 ANN, by the field's usual compute-only estimate";
+  renderModels(e);
   $("ann-merged").textContent = mJ(e.ann_merged_mJ);
   $("ops").textContent = `${big(e.macs)} / ${big(e.acs)}`;
   $("spikes").textContent = big(e.spikes);
+  $("spe").textContent = e.spikes_per_element === undefined ? "n/a" : e.spikes_per_element.toFixed(2);
   const k = e.constants || {};
   $("constants").textContent = `MAC ${k.e_mac_pj} pJ, AC ${k.e_ac_pj} pJ (${k.process || "?"})`;
   $("caveat").textContent = e.caveat || "";

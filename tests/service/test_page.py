@@ -86,8 +86,13 @@ def test_page_detects_a_chosen_image_with_the_real_model(page, tmp_path_factory,
         assert size == [810, 1080]
         assert page.is_visible("#energy") and page.is_visible("#results")
         assert page.inner_text("#snn").endswith("mJ") and page.inner_text("#ann").endswith("mJ")
-        assert page.inner_text("#efficiency").endswith("×")
-        assert "Compute energy only" in page.inner_text("#caveat")
+        assert page.inner_text("#efficiency").endswith(("× less", "× more"))
+        assert "compute-only" in page.inner_text("#caveat")
+        # all three energy models, each with the baseline it is measured against, and the plain explanation
+        rows = page.inner_text("#model-rows")
+        assert "compute-only" in rows and "int8 network" in rows and "memory traffic" in rows
+        assert "spikes on average" in page.inner_text("#explain")
+        assert float(page.inner_text("#spe")) > 0
         assert "810 × 1080" in page.inner_text("#timing")
         shot = tmp_path / "page.png"
         page.screenshot(path=str(shot), full_page=True)
