@@ -31,6 +31,30 @@ def test_energy_command_prints_one_json_object_per_image(trained_checkpoint, coc
         assert r["layers"][0]["input"] == "real" and all(l["input"] != "real" for l in r["layers"][1:])
 
 
+def test_energy_command_reports_every_model_and_leads_with_the_chosen_one(trained_checkpoint, coco8_val_images):
+    first = sorted(coco8_val_images.glob("*.jpg"))[0]
+    base = [sys.executable, "-m", "spikedet", "energy", str(trained_checkpoint), f"source={first}", "imgsz=64"]
+    proc = subprocess.run([*base, "e_int_add=0.2", "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)[0]
+    models = report["energy_models"]
+    assert set(models) == {"convention", "integer", "memory"}
+    assert models["convention"]["snn_mJ"] == report["snn_mJ"]  # the top level stays the field's convention
+    assert models["integer"]["constants"]["e_int_add_pj"]["value"] == 0.2
+    acs = sum(l["acs"] for l in report["layers"])
+    first_macs = report["layers"][0]["macs"]
+    assert models["integer"]["snn_mJ"] == pytest.approx((first_macs * 0.4 + acs * 0.2) * 1e-9)
+    text = subprocess.run([*base, "energy_model=memory"], capture_output=True, text=True, timeout=600)
+    assert text.returncode == 0, text.stderr[-2000:]
+    lines = text.stderr.splitlines()
+    image_line = next(line for line in lines if first.name in line and "(memory): " in line)
+    verdict = image_line.split("(memory): ", 1)[1]
+    assert verdict.split(";")[0].endswith("with memory traffic and neuron updates (int8 network, on-chip SRAM)")
+    assert any("spikes per input element" in line for line in lines)
+    bad = subprocess.run([*base, "e_sram_8kb=500"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "e_sram_8kb" in bad.stderr
+
+
 def test_analyze_writes_plots_and_rates(trained_checkpoint, coco8_val_images, tmp_path):
     out = tmp_path / "analysis"
     proc = subprocess.run(
