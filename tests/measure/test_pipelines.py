@@ -46,8 +46,8 @@ def test_energy_command_reports_every_model_and_leads_with_the_chosen_one(traine
     assert models["integer"]["snn_mJ"] == pytest.approx((first_macs * 0.4 + acs * 0.2) * 1e-9)
     text = subprocess.run([*base, "energy_model=memory"], capture_output=True, text=True, timeout=600)
     assert text.returncode == 0, text.stderr[-2000:]
-    lines = text.stderr.splitlines()
-    image_line = next(line for line in lines if first.name in line and "(memory): " in line)
+    lines = text.stdout.splitlines()
+    image_line = next(line for line in lines if "(memory): " in line)
     verdict = image_line.split("(memory): ", 1)[1]
     assert verdict.split(";")[0].endswith("with memory traffic and neuron updates (int8 network, on-chip SRAM)")
     assert any("spikes per input element" in line for line in lines)
