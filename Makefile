@@ -1,6 +1,6 @@
 # spikedet: the two set-up commands of the README.
 #   make demo   create .venv, install spikedet, detect objects in a sample image, print detections and energy
-#   make test   create .venv, install spikedet with its test extra, run the test suite (what CI runs)
+#   make test   create .venv, install spikedet with its test and crosscheck extras, run the test suite (what CI runs)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +17,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,crosscheck]"
 	touch $@
 
 install: $(VENV)/.installed
