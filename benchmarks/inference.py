@@ -5,7 +5,10 @@ Rows (ratios against the ANN twin, measured in the same process):
 - ANN twin: the same re-parameterized network with every spiking neuron replaced by its ANN activation
   (ReLU for SpikeYOLO's neurons, SiLU for A2S neurons), float forward;
 - integer spiking model: the converted model on its integer path (the serving path);
-- integer + energy accounting: the same inside ``spikedet.measure.energy.measure`` (spike counts per layer);
+- integer + energy accounting: the same inside ``spikedet.measure.energy.measure`` (spike counts per layer and
+  neuron, all three energy models); timed interleaved with the integer row, so machine drift cannot decide
+  the overhead; ``--sync-accounting`` adds a row with the spike histograms counted inline instead of on the
+  worker thread (the A/B of that design);
 - bit-plane simulation: the converted model convolving every 0/1 (or -1/0/+1) spike plane;
 - ONNX Runtime: the integer model exported to ONNX, on onnxruntime's CPU provider.
 
@@ -14,7 +17,7 @@ Usage::
     python benchmarks/inference.py [--model weights/yolov5n-a2s.safetensors | spikeyolo-n.yaml] [--imgsz 640]
         [--repeats 10] [--bitplane-repeats 2] [--threads N]
 
-Goals (issue 4): integer <= 1.10x the ANN twin; energy accounting adds <= 10 %.
+Goals: integer <= 1.10x the ANN twin (issue 4); energy accounting adds <= 10 % (issues 4 and 12).
 """
 
 from __future__ import annotations
@@ -58,6 +61,20 @@ def timed(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(samples)
 
 
+def timed_interleaved(fns: list, repeats: int, warmup: int = 1) -> list[float]:
+    """Median time of each of ``fns``, run in turn within every repeat (drift hits all of them alike)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, samples):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(x) for x in samples]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / "weights" / "yolov5n-a2s.safetensors"))
@@ -66,6 +83,7 @@ def main(argv=None) -> None:
     parser.add_argument("--bitplane-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--sync-accounting", action="store_true", help="add the inline-histogram accounting row")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -88,16 +106,19 @@ def main(argv=None) -> None:
         t_ann = timed(lambda: twin(image), args.repeats)
         rows.append(("ANN twin (float, activations instead of neurons)", t_ann))
         set_spike_mode(converted, "integer")
-        t_int = timed(lambda: converted(image), args.repeats)
-        rows.append(("integer spiking model", t_int))
 
-        def with_energy():
-            with energy.measure(converted) as recorder:
+        def with_energy(background=True):
+            with energy.measure(converted, background=background) as recorder:
                 converted(image)
             recorder.reports()
 
-        t_energy = timed(with_energy, args.repeats)
+        fns = [lambda: converted(image), with_energy] + ([lambda: with_energy(False)] if args.sync_accounting else [])
+        times = timed_interleaved(fns, args.repeats)
+        t_int, t_energy = times[0], times[1]
+        rows.append(("integer spiking model", t_int))
         rows.append(("integer + energy accounting", t_energy))
+        if args.sync_accounting:
+            rows.append(("integer + energy accounting, histograms inline", times[2]))
         set_spike_mode(converted, "bitplane")
         t_bp = timed(lambda: converted(image), args.bitplane_repeats)
         rows.append(("bit-plane simulation", t_bp))

@@ -91,11 +91,13 @@ def analyze(yolo: SpikeYOLO, files: list[str], output: str | Path, *, imgsz: int
     output.mkdir(parents=True, exist_ok=True)
     constants = constants or energy.EnergyConstants()
     layer_totals: dict[str, dict] = {}
+    model_totals: dict[str, dict] = {}
     with energy.measure(yolo.model, counting) as recorder:
         histograms = CodeHistograms(yolo.model, recorder)
         try:
             for file, _ in yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device):
-                for layer in recorder.next_report(constants, str(file)).layers:
+                report = recorder.next_report(constants, str(file))
+                for layer in report.layers:
                     t = layer_totals.setdefault(layer.name, {"name": layer.name, "input": layer.input, "macs": 0.0,
                                                              "spikes": 0.0, "input_elements": 0.0, "acs": 0.0,
                                                              "energy_mJ": 0.0, "ann_mJ": 0.0})
@@ -105,9 +107,16 @@ def analyze(yolo: SpikeYOLO, files: list[str], output: str | Path, *, imgsz: int
                     t["acs"] += layer.acs
                     t["energy_mJ"] += layer.energy_mJ
                     t["ann_mJ"] += constants.e_mac_pj * 1e-9 * layer.ann_macs
+                for name, model in report.energy_models.items():
+                    total = model_totals.setdefault(name, {"snn_mJ": 0.0, "ann_mJ": 0.0, "baseline": model.baseline})
+                    total["snn_mJ"] += model.snn_mJ
+                    total["ann_mJ"] += model.ann_mJ
         finally:
             histograms.close()
     n = max(len(files), 1)
+    models = {name: {"snn_mJ": t["snn_mJ"] / n, "ann_mJ": t["ann_mJ"] / n,
+                     "efficiency": t["ann_mJ"] / t["snn_mJ"] if t["snn_mJ"] > 0 else None, "baseline": t["baseline"]}
+              for name, t in model_totals.items()}
     conv_rows = []
     for t in layer_totals.values():
         conv_rows.append({**{k: (v / n if isinstance(v, float) else v) for k, v in t.items()},
@@ -117,10 +126,11 @@ def analyze(yolo: SpikeYOLO, files: list[str], output: str | Path, *, imgsz: int
     written = {
         "code_histograms": _plot_histograms(histograms, output / "code_histograms.png"),
         "code_usage": _plot_usage(neuron_rows, output / "code_usage.png"),
-        "energy_per_layer": _plot_energy(conv_rows, output / "energy_per_layer.png"),
+        "energy_per_layer": _plot_energy(conv_rows, models.get("convention"), output / "energy_per_layer.png"),
         "firing_rates_csv": _write_csv(conv_rows, neuron_rows, output / "firing_rates.csv"),
     }
-    summary = {"images": [str(f) for f in files], "per_image_averages": conv_rows, "neurons": neuron_rows,
+    summary = {"images": [str(f) for f in files], "energy_models": models, "per_image_averages": conv_rows,
+               "neurons": neuron_rows,
                "constants": constants.as_dict(), "caveat": energy.CAVEAT}
     (output / "analysis.json").write_text(json.dumps(summary, indent=2))
     written["analysis_json"] = output / "analysis.json"
@@ -183,17 +193,23 @@ def _plot_usage(rows: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _plot_energy(rows: list[dict], path: Path) -> Path:
+def _plot_energy(rows: list[dict], totals: dict | None, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.12), 4))
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.16), 5))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["ann_mJ"] for r in rows], width=0.4, label="ANN (cheapest form, MACs)", color="tab:gray")
     ax.bar(x + 0.2, [r["energy_mJ"] for r in rows], width=0.4, label="SNN (ACs from spikes)", color="tab:green")
     ax.set_yscale("log")
+    ax.set_xticks(x, [_short(r["name"]) for r in rows], rotation=90, fontsize=6)
     ax.set_xlabel("conv layer (forward order)")
     ax.set_ylabel("mJ per image")
-    ax.set_title("Energy per layer (compute only, 45 nm)")
+    title = "Energy per conv layer, mean per image (the field's compute-only convention, 45 nm)"
+    if totals and totals["efficiency"]:
+        e = totals["efficiency"]
+        verdict = f"{e:.2f}x less" if e >= 1 else f"{1 / e:.2f}x more"
+        title += f"\ntotal: SNN {totals['snn_mJ']:.3g} mJ vs float32 ANN {totals['ann_mJ']:.3g} mJ ({verdict})"
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
