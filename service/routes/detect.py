@@ -45,7 +45,8 @@ def build_router(settings: Settings) -> APIRouter:
         "/detect", tags=["detect"], summary="detect objects in one image and estimate the energy spent",
         description=(
             "Answers `Detector.detect(image, conf, iou, imgsz).to_dict(layers)`: detections with boxes in "
-            "original-image pixels, the energy report (SNN vs ANN, efficiency, caveat), timings, the model. "
+            "original-image pixels, the energy report (SNN vs ANN under three energy models, each with its baseline, "
+            "constants and assumptions; spikes per input element), timings, the model. "
             f"Uploads over {settings.max_upload_bytes:,} bytes or images over {settings.max_pixels:,} pixels "
             f"get 413; at most {settings.max_concurrency} requests run at once, others get 503 with Retry-After."
         ),
