@@ -8,7 +8,10 @@ import pytest
 
 from spikedet.cli.main import load_commands
 from spikedet.convert.pipelines import a2s_weights, convert_weights, export_weights
+from spikedet.measure.costs import CONSTANTS, EnergyConstants
 from spikedet.measure.pipelines import analyze_weights, measure_energy, model_info
+
+ENERGY_KEYS = {name.removesuffix("_pj"): name for name in CONSTANTS}  # setting -> EnergyConstants field
 
 FUNCTIONS = {"convert": convert_weights, "a2s": a2s_weights, "export": export_weights, "energy": measure_energy,
              "analyze": analyze_weights, "info": model_info}
@@ -25,6 +28,12 @@ def test_command_defaults_are_the_functions_defaults(name):
         if default is inspect.Parameter.empty:
             continue
         assert command.settings[key].default == default, (name, key)
+    # the energy constants travel as one EnergyConstants (the function's ``constants``): same defaults
+    constants = {key for key in command.settings if key in ENERGY_KEYS}
+    if "constants" in parameters:
+        assert constants == set(ENERGY_KEYS)
+        for key in constants:
+            assert command.settings[key].default == getattr(EnergyConstants(), ENERGY_KEYS[key]), (name, key)
     # every setting but the weights (MAIN) and display-only switches is an argument of the function
-    extra = set(command.settings) - set(parameters) - {"model", "layers"}
+    extra = set(command.settings) - set(parameters) - {"model", "layers", "energy_model"} - constants
     assert not extra, extra
