@@ -65,9 +65,19 @@ class SpikeDetectionModel(DetectionModel):
         self.model.train()
         head.bias_init()
         initialize_weights(self)
+        self._set_batchnorm(self.yaml.get("batchnorm"))
         if verbose and RANK in {-1, 0}:
             self.info()
             LOGGER.info("")
+
+    def _set_batchnorm(self, settings: dict | None) -> None:
+        """The YAML's ``batchnorm: {eps, momentum}`` (an imported model keeps its own), else Ultralytics' defaults."""
+        if not settings:
+            return
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = float(settings.get("eps", m.eps))
+                m.momentum = settings.get("momentum", m.momentum)
 
     # -- re-parameterization ---------------------------------------------------------------------
     @torch.no_grad()
