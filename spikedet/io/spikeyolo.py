@@ -33,7 +33,7 @@ from torch import nn
 
 from spikedet.errors import SpikedetError
 from spikedet.io.restricted_pickle import ModuleStub, RestrictedUnpickler, pickle_module, stub_classes
-from spikedet.io.spikeyolo_names import spikedet_name
+from spikedet.io.spikeyolo_names import LAYERS, spikedet_name
 from spikedet.model.detection import SpikeDetectionModel
 from spikedet.nn.layers import BNPad
 from spikedet.snn.neurons import SpikingNeuron
@@ -42,8 +42,10 @@ __all__ = [
     "SpikeYoloImportError",
     "SpikeYoloImport",
     "SpikeYoloUnpickler",
+    "import_spikeyolo",
     "load_spikeyolo_checkpoint",
     "read_spikeyolo_checkpoint",
+    "refuse_unsupported",
     "spikeyolo_kind",
 ]
 
@@ -71,17 +73,6 @@ _STUBBED = (
     "numpy.dtype",
 )
 
-# The network their snn_yolov8.yaml describes: layer type and inputs per row (the spikedet rows are read from
-# the file; this is what a checkpoint must match).
-_LAYERS = (
-    ("MS_GetT", -1), ("MS_DownSampling", -1), ("MS_AllConvBlock", -1), ("MS_DownSampling", -1),
-    ("MS_AllConvBlock", -1), ("MS_DownSampling", -1), ("MS_ConvBlock", -1), ("MS_DownSampling", -1),
-    ("MS_ConvBlock", -1), ("SpikeSPPF", -1), ("MS_StandardConv", -1), ("Upsample", -1), ("MS_ConvBlock", -1),
-    ("Concat", [-1, 6]), ("MS_StandardConv", -1), ("Upsample", -1), ("MS_AllConvBlock", -1), ("Concat", [-1, 4]),
-    ("MS_StandardConv", -1), ("MS_AllConvBlock", -1), ("MS_StandardConv", -1), ("Concat", [-1, 14]),
-    ("MS_ConvBlock", -1), ("MS_StandardConv", -1), ("Concat", [-1, 10]), ("MS_ConvBlock", -1),
-    ("SpikeDetect", [19, 22, 25]),
-)
 _BACKBONE_ROWS = 10
 #: Named scales of their YAML (depth, width): a checkpoint of another width loads as well, as "custom".
 SCALES = {"n": (0.33, 0.375), "s": (0.33, 0.5), "m": (0.5, 0.625), "l": (0.5, 0.75)}
@@ -139,14 +130,20 @@ _REFUSED = {
 }
 
 
+def refuse_unsupported(path: str | Path) -> None:
+    """Raise :class:`SpikeYoloImportError` (one line, naming the kind) for a SpikeYOLO checkpoint spikedet cannot
+    represent: Gen1 or binary-inference. Reads the pickle's bytes only."""
+    kind = spikeyolo_kind(path)
+    if kind in _REFUSED:
+        raise SpikeYoloImportError(f"{str(path)!r} is {_REFUSED[kind]}")
+
+
 def read_spikeyolo_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict of a SpikeYOLO ``.pt``, its modules as :class:`ModuleStub` objects (tensors as stored)."""
     path = Path(path)
     if not path.is_file():
         _fail(f"checkpoint {str(path)!r} not found")
-    kind = spikeyolo_kind(path)
-    if kind in _REFUSED:
-        raise SpikeYoloImportError(f"{str(path)!r} is {_REFUSED[kind]}")
+    refuse_unsupported(path)
     ckpt = torch.load(path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False)
     if not isinstance(ckpt, dict):
         _fail(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
@@ -292,9 +289,9 @@ def model_config(src: ModuleStub, source: str = "") -> dict:
     """The spikedet model config (a YAML dict) of their model ``src``, read from its modules and tensor shapes."""
     layers_stub = src.children.get("model")
     layers = list(layers_stub.children.values()) if layers_stub is not None else []
-    if len(layers) != len(_LAYERS):
-        _fail(f"the model has {len(layers)} layers; SpikeYOLO's snn_yolov8 network has {len(_LAYERS)}")
-    for i, (stub, (kind, source_)) in enumerate(zip(layers, _LAYERS)):
+    if len(layers) != len(LAYERS):
+        _fail(f"the model has {len(layers)} layers; SpikeYOLO's snn_yolov8 network has {len(LAYERS)}")
+    for i, (stub, (kind, source_)) in enumerate(zip(layers, LAYERS)):
         if _layer_type(stub) != kind or stub.get("f") != source_:
             _fail(f"layer {i} is {_layer_type(stub)} from {stub.get('f')}; SpikeYOLO's network has {kind} from {source_}")
     rows = [_row(i, stub) for i, stub in enumerate(layers)]

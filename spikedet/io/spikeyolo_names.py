@@ -20,7 +20,21 @@ import re
 
 from spikedet.errors import SpikedetError
 
-__all__ = ["UNUSED_MODULES", "spikedet_name"]
+__all__ = ["LAYERS", "LAYER_TYPES", "UNUSED_MODULES", "spikedet_name"]
+
+# The network their snn_yolov8.yaml describes: layer type and inputs per row (the spikedet rows are read from
+# the file; this is what a checkpoint must match).
+LAYERS = (
+    ("MS_GetT", -1), ("MS_DownSampling", -1), ("MS_AllConvBlock", -1), ("MS_DownSampling", -1),
+    ("MS_AllConvBlock", -1), ("MS_DownSampling", -1), ("MS_ConvBlock", -1), ("MS_DownSampling", -1),
+    ("MS_ConvBlock", -1), ("SpikeSPPF", -1), ("MS_StandardConv", -1), ("Upsample", -1), ("MS_ConvBlock", -1),
+    ("Concat", [-1, 6]), ("MS_StandardConv", -1), ("Upsample", -1), ("MS_AllConvBlock", -1), ("Concat", [-1, 4]),
+    ("MS_StandardConv", -1), ("MS_AllConvBlock", -1), ("MS_StandardConv", -1), ("Concat", [-1, 14]),
+    ("MS_ConvBlock", -1), ("MS_StandardConv", -1), ("Concat", [-1, 10]), ("MS_ConvBlock", -1),
+    ("SpikeDetect", [19, 22, 25]),
+)
+#: The block type of each layer, by index.
+LAYER_TYPES = [kind for kind, _ in LAYERS]
 
 # A pre-activation unit (their MS_StandardConv and SpikeConv: lif -> conv -> bn) is spikedet's SpikingConv.
 _UNIT = {"lif": "unit.neuron", "conv": "unit.body", "bn": "unit.norm"}

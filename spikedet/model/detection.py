@@ -119,6 +119,22 @@ class SpikeDetectionModel(DetectionModel):
         if verbose:
             LOGGER.info(f"Transferred {len(matched)}/{len(ours)} items from pretrained weights")
 
+    def with_neuron(self, neuron: dict) -> "SpikeDetectionModel":
+        """The same network and weights with every neuron replaced by ``neuron`` (a YAML ``neuron:`` spec, e.g.
+        ``{"type": "IBRALIF", "D": 5.11, "N": 100}``); T and alpha stay the model's unless the spec sets them.
+
+        This is how an I-LIF model (SpikeYOLO's) starts IBRA-LIF training: the weights carry over, the function
+        changes wherever a membrane falls between the old and the new codes (see README, "Coming from SpikeYOLO").
+        """
+        if self.is_fused() or self.converted:
+            raise SpikedetError("switch neurons on trained weights, before re-parameterizing or converting")
+        old = dict(self.yaml.get("neuron") or {})
+        spec = {"T": old.get("T", 1), "alpha": old.get("alpha", 0.25), **neuron}
+        model = SpikeDetectionModel({**self.yaml, "neuron": spec}, verbose=False)
+        model.load_state_dict(self.state_dict())
+        model.names = dict(self.names)
+        return model.train(self.training)
+
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """All spiking neurons with their module names, in forward order of definition."""
         return [(name, m) for name, m in self.named_modules() if isinstance(m, SpikingNeuron)]
