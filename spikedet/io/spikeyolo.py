@@ -39,8 +39,8 @@ from spikedet.nn.layers import BNPad
 from spikedet.snn.neurons import SpikingNeuron
 
 __all__ = [
-    "SpikeYoloImportError",
     "SpikeYoloImport",
+    "SpikeYoloImportError",
     "SpikeYoloUnpickler",
     "import_spikeyolo",
     "load_spikeyolo_checkpoint",
@@ -341,9 +341,8 @@ def _check_module(name: str, theirs: ModuleStub, mine: nn.Module) -> None:
     elif theirs.source.endswith("BNAndPadLayer"):
         if not isinstance(mine, BNPad) or theirs.get("pad_pixels") != mine.pad:
             _fail(f"{name}: BNAndPadLayer(pad {theirs.get('pad_pixels')}) does not match {mine}")
-    elif theirs.source.endswith("mem_update"):
-        if not isinstance(mine, SpikingNeuron):
-            _fail(f"{name} is a neuron in the checkpoint but a {type(mine).__name__} in spikedet")
+    elif theirs.source.endswith("mem_update") and not isinstance(mine, SpikingNeuron):
+        _fail(f"{name} is a neuron in the checkpoint but a {type(mine).__name__} in spikedet")
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ def read_reference(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         tensors = load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for corrupt files
+    except Exception as e:  # noqa: BLE001 -- safetensors raises its own error types for corrupt files
         raise SpikedetError(f"{str(path)!r} is not a readable safetensors reference: {e}") from None
     if META_KEY in metadata:
         return tensors, json.loads(metadata[META_KEY])["layers"]
