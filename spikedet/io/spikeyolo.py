@@ -144,6 +144,8 @@ def read_spikeyolo_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         _fail(f"checkpoint {str(path)!r} not found")
     refuse_unsupported(path)
+    if spikeyolo_kind(path) is None:
+        _fail(f"{str(path)!r} is not a SpikeYOLO checkpoint (its pickle names no {THEIRS} class)")
     ckpt = torch.load(path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False)
     if not isinstance(ckpt, dict):
         _fail(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
