@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from spikedet.measure.spikeyolo_energy import LayerCounts, spikeyolo_energy
 from spikedet.nn.conv import SpikeConv
 
 Counting = Literal["auto", "binary", "unary"]
@@ -82,6 +83,7 @@ class _ConvPass:
     elements: list[float]
     encoding: str
     sources: list[str]
+    code_sums: list[float] = field(default_factory=list)  # sum of the integer codes fed (SpikeYOLO's convention)
 
 
 class EnergyRecorder:
@@ -152,13 +154,14 @@ class EnergyRecorder:
         macs, cheapest, merged = _macs(conv, y, b)
         elements = x[0].numel() * _per_image(x.shape[0], b)
         self.current.append(_ConvPass(name, "real", [macs] * b, [cheapest] * b, [merged] * b, [0.0] * b,
-                                      [float(elements)] * b, "real", []))
+                                      [float(elements)] * b, "real", [], [0.0] * b))
 
     def record_spike_conv(self, name: str, conv: SpikeConv, x, y: Tensor) -> None:
         b = self.batch
         macs, cheapest, merged = _macs(conv, y, b)
         terms = x.terms()
         spikes = torch.zeros(b, dtype=torch.float64)
+        code_sums = torch.zeros(b, dtype=torch.float64)
         encodings = set()
         for train, _ in terms:
             # counting as another encoding reads the raw codes q (zero offset included, no rest code)
@@ -166,11 +169,13 @@ class EnergyRecorder:
             encodings.add(code.encoding)
             hist = self.histogram(train.codes, code.levels)
             spikes += (hist.double() * _spike_table(code)).sum(1)
+            code_sums += (hist.double() * torch.arange(hist.shape[1], dtype=torch.float64)).sum(1)
         first = terms[0][0].codes
         rows = first.shape[0] if first.dim() == 4 else 1
         elements = conv.in_channels * first.shape[-2] * first.shape[-1] * _per_image(rows, b)
         self.current.append(_ConvPass(name, x.describe(), [macs] * b, [cheapest] * b, [merged] * b, spikes.tolist(),
-                                      [float(elements)] * b, "/".join(sorted(encodings)), [t.source for t, _ in terms]))
+                                      [float(elements)] * b, "/".join(sorted(encodings)), [t.source for t, _ in terms],
+                                      code_sums.tolist()))
 
     def reports(self, constants: EnergyConstants | None = None, images: list[str] | None = None) -> list["EnergyReport"]:
         """One report per image of the last forward pass."""
@@ -284,6 +289,8 @@ class EnergyReport:
     constants: EnergyConstants
     layers: list[LayerEnergy]
     caveat: str = CAVEAT
+    #: other energy models' figures for the same counts (by name; ``convention`` is this report's own)
+    models: dict = field(default_factory=dict)
 
     def to_dict(self, layers: bool = True) -> dict:
         out = {
@@ -298,6 +305,11 @@ class EnergyReport:
             "counting": self.counting,
             "constants": self.constants.as_dict(),
             "caveat": self.caveat,
+            "energy_models": {
+                "convention": {"snn_mJ": self.snn_mJ, "ann_mJ": self.ann_mJ, "ann_merged_mJ": self.ann_merged_mJ,
+                               "efficiency": self.efficiency if math.isfinite(self.efficiency) else None},
+                **self.models,
+            },
         }
         if layers:
             out["layers"] = [layer.as_dict() for layer in self.layers]
@@ -347,6 +359,9 @@ def _report(records: list[_ConvPass], i: int, constants: EnergyConstants, counti
         counting=counting,
         constants=constants,
         layers=layers,
+        models={"spikeyolo": spikeyolo_energy(
+            [LayerCounts(r.kind, r.macs[i], r.merged_macs[i], r.code_sums[i] if r.code_sums else 0.0, r.elements[i])
+             for r in records], constants.e_mac_pj, constants.e_ac_pj)},
     )
 
 
