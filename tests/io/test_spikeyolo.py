@@ -201,3 +201,17 @@ def test_shared_fixture_checkpoints_compute_their_spikes_exactly(checkpoint, ref
         assert r["layers"] == r["layers_compared_exactly"] == 88 and r["spike_mismatches"] == 0, (x, r)
         assert r["output_close"], (x, r["output_max_abs_diff"])
     assert report["equal"]
+
+
+def test_time_steps_come_from_their_get_t(spikeyolo_tiny, monkeypatch):
+    """T is read from MS_GetT (the fixture has T=1; a T=2 file gets T=2 neurons and a head averaging over T)."""
+    from spikedet.io import spikeyolo
+
+    ckpt = spikeyolo.read_spikeyolo_checkpoint(spikeyolo_tiny)
+    ckpt["model"].children["model"].children["0"].state["T"] = 2
+    monkeypatch.setattr(spikeyolo, "read_spikeyolo_checkpoint", lambda path: ckpt)
+    imported = import_spikeyolo(spikeyolo_tiny)
+    assert imported.T == 2 and {n.T for _, n in imported.model.neurons()} == {2}
+    with torch.no_grad():
+        y = imported.model(torch.rand(1, 3, 64, 64))[0]
+    assert y.shape == (1, 84, 84) and torch.isfinite(y).all()
