@@ -7,6 +7,8 @@ spikes and head outputs. A thin shell over :func:`spikedet.io.spikeyolo_import.i
 
 from __future__ import annotations
 
+import sys
+
 from spikedet.cli import options
 from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, say
 from spikedet.io.spikeyolo_import import import_spikeyolo_weights
@@ -78,5 +80,7 @@ def cmd_import_spikeyolo(inv: Invocation) -> int:
         if result.output is not None:
             say(f"saved {result.output}")
     if result.comparison is not None and not result.comparison["equal"]:
+        print("spikedet import-spikeyolo: error: the outputs differ from SpikeYOLO's reference; nothing was written",
+              file=sys.stderr)
         return 1
     return 0

@@ -43,7 +43,8 @@ def import_spikeyolo_weights(checkpoint: str | Path, output: str | Path | None =
                              reference: str | Path | None = None, neuron: dict | None = None,
                              write: bool = True) -> ImportResult:
     """Read a SpikeYOLO ``.pt``, optionally compare it with a reference of their outputs, optionally switch its
-    neurons, and write spikedet weights (``<checkpoint name>.safetensors`` by default)."""
+    neurons, and write spikedet weights (``<checkpoint name>.safetensors`` by default; nothing is written when
+    the comparison finds a difference)."""
     checkpoint = Path(checkpoint)
     target = output_file(output, (".safetensors",), default=checkpoint.with_suffix(".safetensors").name) if write else None
     if neuron is not None:
@@ -54,6 +55,8 @@ def import_spikeyolo_weights(checkpoint: str | Path, output: str | Path | None =
     imported = import_spikeyolo(checkpoint)
     comparison = compare_with_reference(imported.model, reference) if reference is not None else None
     model = imported.model if neuron is None else imported.model.with_neuron(neuron)
+    if comparison is not None and not comparison["equal"]:
+        target = None  # as convert does: weights that fail their check are not written
     if target is not None:
         save_model(model, target, extra={"imported_from": {"format": "spikeyolo", "file": checkpoint.name,
                                                            "entry": imported.entry, "version": imported.version}})
