@@ -70,8 +70,9 @@ def cmd_import_spikeyolo(inv: Invocation) -> int:
         if result.comparison is not None:
             for x, v in result.comparison["inputs"].items():
                 say(f"reference {x} ({v['imgsz'][0]}x{v['imgsz'][1]}): {v['spike_mismatches']} spike mismatches in "
-                    f"{v['layers']} neuron layers ({v['layers_compared_exactly']} compared exactly), head outputs "
-                    f"max |diff| {v['output_max_abs_diff']:.2e} ({'within' if v['output_close'] else 'NOT within'} 1e-4)")
+                    f"{v['layers']} neuron layers ({v['layers_compared_exactly']} compared exactly); head outputs "
+                    f"{'within' if v['output_close'] else 'NOT within'} rtol 1e-5 + atol 1e-4: max |diff| boxes "
+                    f"{v['boxes_max_abs_diff']:.1e} px, class scores {v['scores_max_abs_diff']:.1e}")
             say(f"equal to SpikeYOLO's own outputs: {'yes' if result.comparison['equal'] else 'NO'}")
         n = result.neuron
         if n.get("type") != "ILIF":

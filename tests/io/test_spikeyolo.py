@@ -39,7 +39,9 @@ def test_tiny_checkpoint_computes_their_spikes_and_outputs_on_both_inputs(tiny, 
     for x, r in report["inputs"].items():
         assert r["layers"] == r["layers_compared_exactly"] == 88, x
         assert r["spike_mismatches"] == 0 and r["mismatching_layers"] == {}, (x, r["mismatching_layers"])
-        assert r["output_close"] and r["output_max_abs_diff"] < 1e-4, (x, r["output_max_abs_diff"])
+        # allclose(rtol=1e-5, atol=1e-4) as SOURCE.md suggests: box coordinates (pixels, up to 320) move by ~1.2e-4
+        # with the float32 summation order (thread count); class scores must be within 1e-4 outright
+        assert r["output_close"] and r["scores_max_abs_diff"] < 1e-4 and r["boxes_max_abs_diff"] < 1e-3, (x, r)
     assert report["inputs"]["bus"]["imgsz"] == [320, 320] and report["inputs"]["rand"]["imgsz"] == [256, 256]
     assert report["equal"]
 
