@@ -24,6 +24,7 @@ the Gen1 event-camera models (T = 2, SpikingJelly's ``MultiStepLIFNode``) and th
 
 from __future__ import annotations
 
+import codecs
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,11 @@ class SpikeYoloUnpickler(RestrictedUnpickler):
 
     stubs = stub_classes(_STUBBED)
     what = "a SpikeYOLO checkpoint"
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):  # how protocol 2 spells bytes (numpy scalars in run metrics)
+            return codecs.encode
+        return super().find_class(module, name)
 
 
 RESTRICTED_PICKLE = pickle_module(SpikeYoloUnpickler)

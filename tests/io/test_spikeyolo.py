@@ -217,3 +217,15 @@ def test_time_steps_come_from_their_get_t(spikeyolo_tiny, monkeypatch):
     with torch.no_grad():
         y = imported.model(torch.rand(1, 3, 64, 64))[0]
     assert y.shape == (1, 84, 84) and torch.isfinite(y).all()
+
+
+def test_numpy_scalars_of_a_training_run_load_as_inert_records(tmp_path):
+    """A last.pt mid-run holds numpy scalars (best_fitness): recorded by stubs, never rebuilt by numpy."""
+    import numpy as np
+
+    from spikedet.io.spikeyolo import read_spikeyolo_checkpoint
+
+    path = tmp_path / "last.pt"
+    torch.save({"best_fitness": np.float64(0.5), "note": "ultralytics.nn.modules.yolo_spikformer"}, path)
+    ckpt = read_spikeyolo_checkpoint(path)
+    assert isinstance(ckpt["best_fitness"], ModuleStub) and ckpt["best_fitness"].source.endswith("multiarray.scalar")
