@@ -119,13 +119,14 @@ def spikeyolo_kind(path: str | Path) -> str | None:
     binary-inference variant), or None when the file is no SpikeYOLO checkpoint.
     """
     data = _pickle_bytes(path)
-    if data is None or b"yolo_spikformer" not in data:
+    if data is None:
         return None
     if b"yolo_spikformer_bin" in data:
         return "binary"
-    if b"spikingjelly" in data or b"MultiStepLIFNode" in data:
+    spikingjelly = b"spikingjelly" in data or b"MultiStepLIFNode" in data
+    if spikingjelly and (b"yolo_spikformer" in data or b"ultralytics" in data):
         return "gen1"
-    return "coco"
+    return "coco" if b"yolo_spikformer" in data else None
 
 
 _REFUSED = {
