@@ -36,7 +36,8 @@ def default_factory(settings: Settings):
     """A :class:`spikedet.detector.Detector` from the settings' weights."""
     from spikedet.detector import Detector
 
-    return Detector(settings.weights, device=settings.device, allow_pickle=settings.allow_pickle, imgsz=settings.imgsz)
+    return Detector(settings.weights, device=settings.device, allow_pickle=settings.allow_pickle,
+                    restricted=settings.allow_pickle, imgsz=settings.imgsz)
 
 
 def default_torch_threads(workers: int) -> int:

@@ -79,7 +79,8 @@ class Detector:
 
     Args:
         weights: a ``.safetensors`` file (default: the shipped weights or ``$SPIKEDET_WEIGHTS``), a model YAML,
-            or a pickled ``.pt`` checkpoint when ``allow_pickle`` is True (unpickling runs code from the file).
+            a SpikeYOLO ``.pt`` checkpoint (read without running code; refused when ``restricted`` is False),
+            or any pickled ``.pt`` checkpoint when ``allow_pickle`` is True (unpickling runs code from the file).
         device: torch device string (``"cpu"``, ``"0"`` ...).
         counting: spike counting for energy (``"auto"``, ``"binary"``, ``"unary"``).
         constants: energy constants (45 nm defaults).
@@ -90,11 +91,12 @@ class Detector:
         weights: str | Path | None = None,
         device: str = "cpu",
         allow_pickle: bool = False,
+        restricted: bool = True,
         counting: energy.Counting = "auto",
         constants: energy.EnergyConstants | None = None,
         imgsz: int = 640,
     ):
-        self.weights = resolve(weights, allow_pickle=allow_pickle)
+        self.weights = resolve(weights, allow_pickle=allow_pickle, restricted=restricted)
         self.device = str(select_device(device))
         self.counting = counting
         self.constants = constants or energy.EnergyConstants()

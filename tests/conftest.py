@@ -34,6 +34,18 @@ def coco8_val_images() -> Path:
 
 
 @pytest.fixture(scope="session")
+def spikeyolo_tiny() -> Path:
+    """A SpikeYOLO checkpoint in their own format (tiny random model, stripped; tests/fixtures/spikeyolo/SOURCE.md)."""
+    return ROOT / "tests" / "fixtures" / "spikeyolo" / "spikeyolo-tiny-stripped.pt"
+
+
+@pytest.fixture(scope="session")
+def spikeyolo_tiny_reference() -> Path:
+    """What SpikeYOLO's own code computes from ``spikeyolo_tiny`` on two inputs (compact: hashes and sums)."""
+    return ROOT / "tests" / "fixtures" / "spikeyolo" / "spikeyolo-tiny.compact-ref.safetensors"
+
+
+@pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable
 

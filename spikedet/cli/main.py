@@ -21,7 +21,8 @@ from spikedet.cli.parser import (
 from spikedet.errors import SpikedetError, first_line
 
 #: The modules whose decorated functions are the commands, in the order ``spikedet --help`` lists them.
-COMMAND_MODULES = ("spikedet.cli.model", "spikedet.cli.convert", "spikedet.cli.measure", "spikedet.cli.serve")
+COMMAND_MODULES = ("spikedet.cli.model", "spikedet.cli.convert", "spikedet.cli.spikeyolo", "spikedet.cli.measure",
+                   "spikedet.cli.serve")
 
 
 def load_commands() -> dict:

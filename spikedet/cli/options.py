@@ -12,7 +12,7 @@ from typing import Any
 
 from spikedet.cli.parser import Setting, UsageError
 from spikedet.io.images import DEFAULT_STRIDE
-from spikedet.measure.costs import CONSTANTS, MODELS, EnergyConstants
+from spikedet.measure.costs import CONSTANTS, REPORTED, EnergyConstants
 
 DEVICE_HELP = "cpu, 0, cuda:0 ... (default: the first GPU if there is one, else cpu)"
 DEFAULT_WEIGHTS_HELP = "the shipped weights or $SPIKEDET_WEIGHTS"
@@ -73,5 +73,5 @@ def constants_from(settings: dict) -> EnergyConstants:
 
 
 def energy_model() -> Setting:
-    return Setting("choice", "convention", "energy model the text leads with (all three are in --json)",
-                   choices=MODELS)
+    return Setting("choice", "convention", "energy model the text leads with (all are in --json)",
+                   choices=REPORTED)

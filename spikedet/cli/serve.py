@@ -61,7 +61,7 @@ def cmd_serve(inv: Invocation) -> int:
     s = dict(inv.settings)
     allow_pickle = s.pop("allow_pickle") or None  # the flag can only turn it on; the environment may too
     settings = Settings.from_env(allow_pickle=allow_pickle, **s)
-    check_weights(settings.weights, allow_pickle=settings.allow_pickle)
+    check_weights(settings.weights, allow_pickle=settings.allow_pickle, restricted=settings.allow_pickle)
     select_device(settings.device)  # a device that does not exist: one line, before anything starts
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]

@@ -79,15 +79,19 @@ class SpikeYOLO(Model):
             yield file, self.predict(read_image(file), verbose=False, **kwargs)[0]
 
     def _load(self, weights: str, task: str | None = None) -> None:
-        """spikedet's formats (safetensors, YOLOv5 checkpoints) load through spikedet's loader, which runs no
-        pickle; Ultralytics' ``.pt`` checkpoints (with their training state) and exported models as Ultralytics
-        loads them."""
+        """spikedet's formats (safetensors, YOLOv5 and SpikeYOLO checkpoints) load through spikedet's loader, which
+        runs no pickle; Ultralytics' ``.pt`` checkpoints (with their training state) and exported models as
+        Ultralytics loads them.
+
+        A loaded model is the checkpoint ``train()`` starts from (``ckpt`` holds it, as for Ultralytics' own
+        object loads): ``SpikeYOLO("their_spikeyolo.pt").train(...)`` fine-tunes their weights, neurons unchanged.
+        """
         path = resolve_weights(weights)
-        if weights_format(path) not in ("safetensors", "yolov5"):
+        if weights_format(path) not in ("safetensors", "yolov5", "spikeyolo"):
             super()._load(str(path), task)
             return
         self.model = load_model(path, allow_pickle=True)
-        self.ckpt = {}
+        self.ckpt = {"model": self.model}
         self.task = "detect"
         self.ckpt_path = str(path)
         self.overrides = {"model": str(path), "task": "detect", "imgsz": 640}

@@ -10,6 +10,9 @@ What a model name can be (resolved by :func:`spikedet.assets.resolve_weights`: a
   whether it has a per-channel scale), and for converted models the spike trains each conv was folded for;
 - a YOLOv5 ``.pt`` (the yolov5 repository's checkpoints): read by a restricted unpickler that runs no code
   (:mod:`spikedet.io.yolov5`);
+- a SpikeYOLO ``.pt`` (BICLab/SpikeYOLO's trainer, full or stripped): read by a restricted unpickler that runs no
+  code (:mod:`spikedet.io.spikeyolo`), so it loads without ``allow_pickle`` (pass ``restricted=False`` to
+  refuse it too, as the HTTP service does without its pickle opt-in);
 - an Ultralytics ``.pt`` (your own training runs, resume): a pickle. Unpickling runs code from the file, so
   :func:`load_model` reads one only with ``allow_pickle=True``.
 
@@ -34,6 +37,7 @@ from ultralytics.nn.tasks import load_checkpoint
 from spikedet.assets import resolve_model_yaml, resolve_weights
 from spikedet.errors import SpikedetError, first_line
 from spikedet.io.outputs import output_file
+from spikedet.io.spikeyolo import load_spikeyolo_checkpoint, refuse_unsupported, spikeyolo_kind
 from spikedet.io.yolov5 import is_yolov5_checkpoint, load_yolov5_checkpoint
 from spikedet.model.detection import SpikeDetectionModel
 from spikedet.nn.mode import (
@@ -49,7 +53,7 @@ from spikedet.snn.neurons import SpikingNeuron, neuron_from_spec
 FORMAT = "spikedet-model"
 FORMAT_VERSION = 1
 
-WeightsFormat = Literal["safetensors", "yolov5", "pickle", "other"]
+WeightsFormat = Literal["safetensors", "yolov5", "spikeyolo", "pickle", "other"]
 SUFFIXES = (".safetensors", ".pt")
 
 PICKLE_REFUSED = ("{path!r} is a pickle, which runs code when loaded: convert it to safetensors (spikedet convert) "
@@ -66,12 +70,15 @@ def weights_format(path: Path) -> WeightsFormat:
     if suffix == ".safetensors":
         return "safetensors"
     if suffix == ".pt":
-        return "yolov5" if is_yolov5_checkpoint(path) else "pickle"
+        if is_yolov5_checkpoint(path):
+            return "yolov5"
+        return "spikeyolo" if spikeyolo_kind(path) is not None else "pickle"
     return "other"
 
 
-def resolve(name: str | Path | None, *, allow_pickle: bool) -> Path:
-    """The file (or model YAML) ``name`` means; a ``.pt`` only when ``allow_pickle`` (YOLOv5's included)."""
+def resolve(name: str | Path | None, *, allow_pickle: bool, restricted: bool = True) -> Path:
+    """The file (or model YAML) ``name`` means; a ``.pt`` only when ``allow_pickle`` (YOLOv5's included), but a
+    SpikeYOLO ``.pt`` (read without running code) also when ``restricted``."""
     if is_model_yaml(name):
         resolve_model_yaml(name)  # fails clearly on an unknown name; the name itself keeps its scale
         return Path(str(name))
@@ -79,25 +86,27 @@ def resolve(name: str | Path | None, *, allow_pickle: bool) -> Path:
     if path.suffix.lower() not in SUFFIXES:
         raise SpikedetError(f"unsupported weights format {path.suffix!r} for {str(path)!r} "
                             "(expected .safetensors or .pt)")
-    if path.suffix.lower() == ".pt" and not allow_pickle:
+    if path.suffix.lower() == ".pt" and not allow_pickle and not (restricted and spikeyolo_kind(path) is not None):
         raise SpikedetError(PICKLE_REFUSED.format(path=str(path)))
     return path
 
 
-def check_weights(name: str | Path | None, *, allow_pickle: bool) -> Path:
+def check_weights(name: str | Path | None, *, allow_pickle: bool, restricted: bool = True) -> Path:
     """Fail fast on weights that would fail to load (header and config only; nothing is unpickled)."""
-    path = resolve(name, allow_pickle=allow_pickle)
+    path = resolve(name, allow_pickle=allow_pickle, restricted=restricted)
     if path.suffix.lower() == ".safetensors":
         read_config(path)
     elif path.suffix.lower() == ".pt" and not zipfile.is_zipfile(path):
         raise SpikedetError(f"{str(path)!r} is not a PyTorch checkpoint (not a zip archive)")
+    elif path.suffix.lower() == ".pt":
+        refuse_unsupported(path)
     return path
 
 
-def load_model(name: str | Path | None = None, *, allow_pickle: bool = False,
+def load_model(name: str | Path | None = None, *, allow_pickle: bool = False, restricted: bool = True,
                device: str | torch.device = "cpu") -> SpikeDetectionModel:
     """The model ``name`` means (see the module docstring), on ``device``."""
-    path = resolve(name, allow_pickle=allow_pickle)
+    path = resolve(name, allow_pickle=allow_pickle, restricted=restricted)
     if is_model_yaml(path):
         return SpikeDetectionModel(str(path), verbose=False).to(device)
     kind = weights_format(path)
@@ -106,6 +115,8 @@ def load_model(name: str | Path | None = None, *, allow_pickle: bool = False,
             model = load_safetensors(path)
         elif kind == "yolov5":
             model = load_yolov5_checkpoint(path)
+        elif kind == "spikeyolo":
+            model = load_spikeyolo_checkpoint(path)
         else:
             model = load_checkpoint(str(path))[0]
     return model.to(device)

@@ -148,6 +148,9 @@ class NeuronCounts:
 # -- the models -----------------------------------------------------------------------------------
 
 MODELS = ("convention", "integer", "memory")
+#: Every model in a report: the three above, plus SpikeYOLO's spreadsheet convention (for comparison with
+#: SpikeYOLO's published figures; :mod:`spikedet.measure.spikeyolo_energy`).
+REPORTED = (*MODELS, "spikeyolo")
 
 BASELINES = {
     "convention": "the same network as a float32 ANN, compute only",

@@ -77,6 +77,7 @@ class _ConvPass:
     ann_inputs: float  # input elements of one timestep (the ANN's activations)
     ann_outputs: float  # output elements of one timestep
     observed: float = 0.0  # input elements whose silence is observable (not summed with another train)
+    code_sums: list[float] | None = None  # sum of the integer codes fed (SpikeYOLO's spreadsheet convention)
 
 
 @dataclass
@@ -250,13 +251,15 @@ class EnergyRecorder:
         def fill():
             spikes = torch.zeros(b, dtype=torch.float64)
             silent = torch.zeros(b, dtype=torch.float64)
+            code_sums = torch.zeros(b, dtype=torch.float64)
             for future, code, alone in counted:
                 hist = future.result().double()
                 table = _spike_table(code)
                 spikes += (hist * table).sum(1)
+                code_sums += (hist * torch.arange(hist.shape[1], dtype=torch.float64)).sum(1)
                 if alone:
                     silent += (hist * (table == 0)).sum(1)
-            record.spikes, record.silent = spikes.tolist(), silent.tolist()
+            record.spikes, record.silent, record.code_sums = spikes.tolist(), silent.tolist(), code_sums.tolist()
 
         self._pending.append(fill)
 

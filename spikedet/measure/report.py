@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from spikedet.measure import costs
 from spikedet.measure.costs import EnergyConstants
+from spikedet.measure.spikeyolo_energy import LayerCounts, spikeyolo_energy
 
 CAVEAT = (
     "Top-level figures: the field's compute-only convention (float32 MAC 4.6 pJ vs AC 0.9 pJ, 45 nm, Horowitz "
@@ -70,6 +71,7 @@ class ModelEnergy:
     description: str
     constants: dict
     assumptions: list[str]
+    details: dict = field(default_factory=dict)  # model-specific figures (e.g. SpikeYOLO's first-layer rule)
 
     @property
     def efficiency(self) -> float:
@@ -78,7 +80,7 @@ class ModelEnergy:
     def to_dict(self) -> dict:
         return {"snn_mJ": self.snn_mJ, "ann_mJ": self.ann_mJ, "efficiency": _finite(self.efficiency),
                 "baseline": self.baseline, "description": self.description, "constants": self.constants,
-                "assumptions": list(self.assumptions)}
+                "assumptions": list(self.assumptions), **self.details}
 
 
 @dataclass
@@ -198,7 +200,20 @@ def _ratio(efficiency: float, first: bool) -> str:
 def _phrase(model: str) -> str:
     return {"convention": "under the field's usual compute-only estimate (float32, 45 nm)",
             "integer": "against an int8 network (integer arithmetic)",
-            "memory": "with memory traffic and neuron updates (int8 network, on-chip SRAM)"}.get(model, f"({model})")
+            "memory": "with memory traffic and neuron updates (int8 network, on-chip SRAM)",
+            "spikeyolo": "under SpikeYOLO's spreadsheet convention (merged float32 network)"}.get(model, f"({model})")
+
+
+def _spikeyolo_sheet(records: list, i: int, constants: EnergyConstants) -> ModelEnergy:
+    """SpikeYOLO's spreadsheet convention (:mod:`spikedet.measure.spikeyolo_energy`) as a named model."""
+    sheet = spikeyolo_energy(
+        [LayerCounts(r.kind, r.macs[i], r.merged_macs[i], r.code_sums[i] if r.code_sums else 0.0, r.elements[i])
+         for r in records], constants.e_mac_pj, constants.e_ac_pj)
+    return ModelEnergy(
+        "spikeyolo", sheet["snn_mJ"], sheet["ann_mJ"], "the merged network as a float32 ANN, compute only",
+        "SpikeYOLO's spreadsheet convention (power_cal.xlsx)", constants.cited(costs.MODEL_CONSTANTS["convention"]),
+        [sheet["rule"]], {"first_layer_pj_per_mac": sheet["first_layer_pj_per_mac"], "rule": sheet["rule"],
+                          "source": sheet["source"]})
 
 
 def build_report(records: list, neurons: list, i: int, constants: EnergyConstants, counting: str,
@@ -241,6 +256,7 @@ def build_report(records: list, neurons: list, i: int, constants: EnergyConstant
                        constants.cited(costs.MODEL_CONSTANTS[m]), costs.ASSUMPTIONS[m])
         for m, (snn, ann) in model_pj.items()
     }
+    models["spikeyolo"] = _spikeyolo_sheet(records, i, constants)
     convention = models["convention"]
     return EnergyReport(
         image=image,

@@ -65,9 +65,19 @@ class SpikeDetectionModel(DetectionModel):
         self.model.train()
         head.bias_init()
         initialize_weights(self)
+        self._set_batchnorm(self.yaml.get("batchnorm"))
         if verbose and RANK in {-1, 0}:
             self.info()
             LOGGER.info("")
+
+    def _set_batchnorm(self, settings: dict | None) -> None:
+        """The YAML's ``batchnorm: {eps, momentum}`` (an imported model keeps its own), else Ultralytics' defaults."""
+        if not settings:
+            return
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = float(settings.get("eps", m.eps))
+                m.momentum = settings.get("momentum", m.momentum)
 
     # -- re-parameterization ---------------------------------------------------------------------
     @torch.no_grad()
@@ -108,6 +118,22 @@ class SpikeDetectionModel(DetectionModel):
             self.names = dict(names)
         if verbose:
             LOGGER.info(f"Transferred {len(matched)}/{len(ours)} items from pretrained weights")
+
+    def with_neuron(self, neuron: dict) -> "SpikeDetectionModel":
+        """The same network and weights with every neuron replaced by ``neuron`` (a YAML ``neuron:`` spec, e.g.
+        ``{"type": "IBRALIF", "D": 5.11, "N": 100}``); T and alpha stay the model's unless the spec sets them.
+
+        This is how an I-LIF model (SpikeYOLO's) starts IBRA-LIF training: the weights carry over, the function
+        changes wherever a membrane falls between the old and the new codes (see README, "Coming from SpikeYOLO").
+        """
+        if self.is_fused() or self.converted:
+            raise SpikedetError("switch neurons on trained weights, before re-parameterizing or converting")
+        old = dict(self.yaml.get("neuron") or {})
+        spec = {"T": old.get("T", 1), "alpha": old.get("alpha", 0.25), **neuron}
+        model = SpikeDetectionModel({**self.yaml, "neuron": spec}, verbose=False)
+        model.load_state_dict(self.state_dict())
+        model.names = dict(self.names)
+        return model.train(self.training)
 
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """All spiking neurons with their module names, in forward order of definition."""

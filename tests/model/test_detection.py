@@ -64,3 +64,20 @@ def test_merged_convs_remember_their_trained_cost():
     assert merged
     for conv in merged:  # a merged 3x3 costs more per pixel than the 1x1 + depthwise chain it replaces
         assert conv.kernel_size == (3, 3) and conv.trained_macs_per_pixel < conv.macs_per_pixel()
+
+
+def test_with_neuron_keeps_the_weights_and_switches_every_neuron():
+    from spikedet.model.builder import load_model_cfg
+
+    cfg = {**load_model_cfg("spikeyolo-t.yaml"), "neuron": {"type": "ILIF", "D": 4, "T": 1}}
+    ilif = SpikeDetectionModel(cfg, verbose=False).eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    # IBRA-LIF with D=4, N=1 fires the same values (codes 0..4, sent as 3 bit planes instead of 4 unary steps)
+    same = ilif.with_neuron({"type": "IBRALIF", "D": 4, "N": 1}).eval()
+    assert {type(n).__name__ for _, n in same.neurons()} == {"IBRALIF"}
+    assert torch.equal(same.state_dict()["model.1.unit.body.weight"], ilif.state_dict()["model.1.unit.body.weight"])
+    with torch.no_grad():
+        assert torch.equal(ilif(x)[0], same(x)[0])
+        paper = ilif.with_neuron({"type": "IBRALIF", "D": 5.11, "N": 100}).eval()  # the paper's: another function
+        assert not torch.allclose(ilif(x)[0], paper(x)[0])
+    assert all(n.L == 511 and n.T == 1 for _, n in paper.neurons())
