@@ -33,7 +33,7 @@ it installs forward hooks on the model's convs and neurons for the duration of t
     >>> report.snn_mJ > 0 and report.ann_mJ > 0 and len(report.layers) > 50
     True
     >>> sorted(report.energy_models)
-    ['convention', 'integer', 'memory']
+    ['convention', 'integer', 'memory', 'spikeyolo']
 """
 
 from __future__ import annotations

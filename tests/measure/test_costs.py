@@ -59,7 +59,7 @@ def test_plain_figures_spikes_per_element_and_sparsity(report):
 
 def test_every_model_reports_its_baseline_constants_with_sources_and_assumptions(report):
     out = report.to_dict()
-    assert set(out["energy_models"]) == {"convention", "integer", "memory"}
+    assert set(out["energy_models"]) == {"convention", "integer", "memory", "spikeyolo"}
     for name, model in out["energy_models"].items():
         assert model["baseline"] and model["assumptions"] and model["efficiency"] > 0
         for constant in model["constants"].values():

@@ -38,7 +38,7 @@ def test_energy_command_reports_every_model_and_leads_with_the_chosen_one(traine
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)[0]
     models = report["energy_models"]
-    assert set(models) == {"convention", "integer", "memory"}
+    assert set(models) == {"convention", "integer", "memory", "spikeyolo"}
     assert models["convention"]["snn_mJ"] == report["snn_mJ"]  # the top level stays the field's convention
     assert models["integer"]["constants"]["e_int_add_pj"]["value"] == 0.2
     acs = sum(l["acs"] for l in report["layers"])
