@@ -76,6 +76,26 @@ class ModuleStub:
         return f"<stub of {self.source}>"
 
 
+def pair(x) -> tuple:
+    """A pickled conv's kernel size, stride or padding as a pair (an int ``k`` stands for ``(k, k)``)."""
+    return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
+
+
+CONV_GEOMETRY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+
+
+def conv_mismatch(stub: ModuleStub, conv: torch.nn.Conv2d, model: str = "spikedet") -> str | None:
+    """The first geometry attribute in which a pickled ``Conv2d`` stub and ``conv`` differ, said as
+    ``"stride is (2, 2) in the checkpoint but (1, 1) in spikedet"``; None when they agree."""
+    for attr in CONV_GEOMETRY:
+        want, got = stub.get(attr), getattr(conv, attr)
+        if attr in ("kernel_size", "stride", "padding", "dilation"):
+            want = pair(want)
+        if want != got:
+            return f"{attr} is {want} in the checkpoint but {got} in {model}"
+    return None
+
+
 def stub_classes(names: Iterable[str]) -> dict[str, type[ModuleStub]]:
     """One :class:`ModuleStub` subclass per dotted class name (its ``source``)."""
     return {

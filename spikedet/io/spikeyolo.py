@@ -33,7 +33,14 @@ import torch
 from torch import nn
 
 from spikedet.errors import SpikedetError
-from spikedet.io.restricted_pickle import ModuleStub, RestrictedUnpickler, pickle_module, stub_classes
+from spikedet.io.restricted_pickle import (
+    ModuleStub,
+    RestrictedUnpickler,
+    conv_mismatch,
+    pair,
+    pickle_module,
+    stub_classes,
+)
 from spikedet.io.spikeyolo_names import LAYERS, spikedet_name
 from spikedet.model.detection import SpikeDetectionModel
 from spikedet.nn.layers import BNPad
@@ -194,9 +201,6 @@ def _conv(stub: ModuleStub, dotted: str) -> ModuleStub:
     return node
 
 
-def _pair(x) -> tuple:
-    return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
-
 
 def _repeats(stub: ModuleStub, kind: str) -> list[ModuleStub]:
     if stub.source.endswith("container.Sequential"):
@@ -222,7 +226,7 @@ def _row(i: int, stub: ModuleStub) -> list:
         conv = _conv(stub, "encode_conv")
         c2, _, k, _ = _tensor(stub, "encode_conv.weight").shape
         first = "encode_lif" not in stub.children
-        return [source, 1, "DownSampling", [int(c2), int(k), _pair(conv.get("stride"))[0], _pair(conv.get("padding"))[0], first]]
+        return [source, 1, "DownSampling", [int(c2), int(k), pair(conv.get("stride"))[0], pair(conv.get("padding"))[0], first]]
     if kind in ("MS_AllConvBlock", "MS_ConvBlock"):
         blocks = _repeats(stub, kind)
         conv1 = "conv1.conv.weight" if kind == "MS_AllConvBlock" else "conv1.body.2.1.weight"
@@ -235,13 +239,13 @@ def _row(i: int, stub: ModuleStub) -> list:
         return [source, len(blocks), name, [ratios.pop(), kernels.pop()]]
     if kind == "SpikeSPPF":
         pool = stub.children.get("m")
-        k = _pair(pool.get("kernel_size"))[0] if pool is not None else None
-        if pool is None or _pair(pool.get("stride"))[0] != 1 or _pair(pool.get("padding"))[0] != k // 2:
+        k = pair(pool.get("kernel_size"))[0] if pool is not None else None
+        if pool is None or pair(pool.get("stride"))[0] != 1 or pair(pool.get("padding"))[0] != k // 2:
             _fail(f"layer {i}: SpikeSPPF max-pool {pool and pool.state} is not k, stride 1, padding k//2")
         return [source, 1, "SpikeSPPF", [int(_tensor(stub, "cv2.conv.weight").shape[0]), int(k)]]
     if kind == "MS_StandardConv":
         c2, _, k, _ = _tensor(stub, "conv.weight").shape
-        return [source, 1, "StandardConv", [int(c2), int(k), _pair(_conv(stub, "conv").get("stride"))[0]]]
+        return [source, 1, "StandardConv", [int(c2), int(k), pair(_conv(stub, "conv").get("stride"))[0]]]
     if kind == "Upsample":
         scale = tuple(float(s) for s in (stub.get("scale_factor") or ()))
         if stub.get("mode") != "nearest" or len(scale) != 3 or scale[0] != 1 or scale[1] != scale[2] or scale[1] % 1:
@@ -336,12 +340,9 @@ def _check_module(name: str, theirs: ModuleStub, mine: nn.Module) -> None:
     if theirs.source.endswith("conv.Conv2d"):
         if not isinstance(mine, nn.Conv2d):
             _fail(f"{name} is a Conv2d in the checkpoint but a {type(mine).__name__} in spikedet")
-        for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"):
-            want, got = theirs.get(attr), getattr(mine, attr)
-            if attr in ("kernel_size", "stride", "padding", "dilation"):
-                want = _pair(want)
-            if want != got:
-                _fail(f"{name}.{attr} is {want} in the checkpoint but {got} in spikedet's block")
+        problem = conv_mismatch(theirs, mine, "spikedet's block")
+        if problem:
+            _fail(f"{name}.{problem}")
         if theirs.get("padding_mode", "zeros") != "zeros":
             _fail(f"{name}: padding mode {theirs.get('padding_mode')!r}")
     elif theirs.source.endswith("batchnorm.BatchNorm2d"):

@@ -27,6 +27,8 @@ from spikedet.errors import SpikedetError
 from spikedet.io.restricted_pickle import (
     ModuleStub,
     RestrictedUnpickler,
+    conv_mismatch,
+    pair,
     pickle_module,
     stub_classes,
 )
@@ -123,9 +125,6 @@ def _fail(msg: str) -> None:
     raise Yolov5ImportError(f"YOLOv5 import: {msg}")
 
 
-def _pair(x) -> tuple:
-    return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
-
 
 def _source_model(ckpt: dict) -> ModuleStub:
     src = ckpt.get("ema") or ckpt.get("model")  # YOLOv5's own loader prefers the EMA weights
@@ -172,12 +171,9 @@ def _check_modules(src: ModuleStub, model: nn.Module) -> None:
         if theirs is None:
             _fail(f"module {name} ({type(mine).__name__}) has no counterpart in the checkpoint")
         if isinstance(mine, nn.Conv2d):
-            for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups"):
-                want, got = theirs.get(attr), getattr(mine, attr)
-                if attr in ("kernel_size", "stride", "padding", "dilation"):
-                    want = _pair(want)
-                if want != got:
-                    _fail(f"{name}.{attr} is {want} in the checkpoint but {got} in the model")
+            problem = conv_mismatch(theirs, mine, "the model")
+            if problem:
+                _fail(f"{name}.{problem}")
         elif isinstance(mine, nn.BatchNorm2d):
             if theirs.get("num_features") != mine.num_features or not theirs.get("affine", True):
                 _fail(f"{name}: BatchNorm2d({theirs.get('num_features')}) does not match {mine}")
@@ -190,7 +186,7 @@ def _check_modules(src: ModuleStub, model: nn.Module) -> None:
                 _fail(f"{name}: shortcut {theirs.get('add')} in the checkpoint but {mine.add} in the model")
         elif isinstance(mine, SPPF):
             pool = theirs.children.get("m")
-            if pool is None or _pair(pool.get("kernel_size")) != (mine.k, mine.k) or _pair(pool.get("stride")) != (1, 1):
+            if pool is None or pair(pool.get("kernel_size")) != (mine.k, mine.k) or pair(pool.get("stride")) != (1, 1):
                 _fail(f"{name}: max-pool {pool and pool.state} does not match k={mine.k}, stride 1")
         elif isinstance(mine, V5Upsample):
             scale, mode = theirs.get("scale_factor"), theirs.get("mode")
