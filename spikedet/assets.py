@@ -9,12 +9,15 @@ Lookup rules (the README's "Commands" section):
   at that scale (``spikeyolo-s.yaml`` -> ``models/spikeyolo.yaml``, scale ``s``).
 - data: an existing path; else ``data/<name>`` (``.yaml`` added when missing); else the name is handed to
   Ultralytics as one of its dataset names (which may download when online).
+- images (``source=``): an existing path; else a file or folder under ``data/`` named the same way
+  (``data/coco8/images/val``); else one of Ultralytics' sample images (``bus.jpg``); else as given (a glob,
+  a URL, a camera index).
 - weights: an explicit path (or a file in ``weights/``); with none given, ``$SPIKEDET_WEIGHTS``, else the
   shipped default in ``weights/``.
 
 A relative path that starts with the folder's own name (``weights/yolov5n.pt``, ``models/spikeyolo.yaml``,
-``data/coco8.yaml``) and does not exist from the current folder means the shipped file, so the paths the
-README shows work from any folder and from a wheel install.
+``data/coco8.yaml``, ``data/coco8/images/val``) and does not exist from the current folder means the shipped
+file or folder, so the paths the README shows work from any folder and from a wheel install.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ def asset_dir(name: str) -> Path:
     return PACKAGE_DIR.parent / name
 
 
-def shipped_file(path: Path, folder: str) -> Path | None:
-    """The shipped file ``path`` names in ``folder``: ``NAME`` or ``folder/.../NAME`` (relative), else None."""
+def shipped_file(path: Path, folder: str, folders: bool = False) -> Path | None:
+    """The shipped file ``path`` names in ``folder``: ``NAME`` or ``folder/.../NAME`` (relative), else None;
+    with ``folders``, a shipped folder named the same way counts too (``data/coco8/images/val``)."""
     if path.is_absolute():
         return None
     parts = path.parts
@@ -47,7 +51,26 @@ def shipped_file(path: Path, folder: str) -> Path | None:
     elif len(parts) != 1:
         return None
     candidate = asset_dir(folder).joinpath(*parts)
-    return candidate if candidate.is_file() else None
+    return candidate if candidate.is_file() or (folders and candidate.is_dir()) else None
+
+
+def resolve_source(source: str | os.PathLike) -> str:
+    """An image source as given if it exists (or is not a path: a glob, URL, camera), else the shipped file or
+    folder it names in ``data/`` (``data/coco8/images/val`` from any folder)."""
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.exists() or "://" in text:
+        return text
+    shipped = shipped_file(path, "data", folders=True)
+    if shipped is not None:
+        return str(shipped)
+    if len(path.parts) == 1:  # Ultralytics' sample images (bus.jpg, zidane.jpg) by name, as `yolo predict` has them
+        from spikedet.offline import import_ultralytics
+
+        sample = Path(import_ultralytics().ASSETS) / path.name
+        if sample.is_file():
+            return str(sample)
+    return text
 
 
 def list_models() -> list[str]:

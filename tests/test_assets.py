@@ -1,5 +1,7 @@
 """Name lookup: shipped files resolve by name or by their checkout path, from any folder."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -26,3 +28,20 @@ def test_shipped_files_resolve_by_name_or_by_their_folder_path_from_any_folder(t
             assets.resolve_weights(bad)
     with pytest.raises(SpikedetError, match="not found"):
         assets.resolve_model_yaml("elsewhere/spikeyolo-s.yaml")
+
+
+def test_shipped_folders_and_ultralytics_samples_resolve_as_image_sources_from_any_folder(tmp_path, monkeypatch):
+    from spikedet import assets
+    from spikedet.io.images import image_files
+    from spikedet.offline import import_ultralytics
+
+    monkeypatch.chdir(tmp_path)
+    val = assets.asset_dir("data") / "coco8" / "images" / "val"
+    assert assets.resolve_source("data/coco8/images/val") == str(val)
+    assert image_files("data/coco8/images/val") == sorted(val.glob("*.jpg")) and len(image_files("data/coco8/images/val")) == 4
+    assert assets.resolve_source("bus.jpg") == str(Path(import_ultralytics().ASSETS) / "bus.jpg")
+    # what exists here wins; what is not a path stays as given
+    (tmp_path / "data" / "coco8" / "images" / "val").mkdir(parents=True)
+    assert assets.resolve_source("data/coco8/images/val") == "data/coco8/images/val"
+    for given in ("0", "rtsp://camera/stream", "elsewhere/images", "*.jpg"):
+        assert assets.resolve_source(given) == given

@@ -52,7 +52,7 @@ def cmd_energy(inv: Invocation) -> int:
     lead = s["energy_model"]
     for r in results:
         model = r.report.energy_models[lead]
-        say(f"{r.report.image}: {plural(r.detections, 'detection')}; SNN {model.snn_mJ:.4f} mJ vs ANN "
+        say(f"{r.report.image}: {plural(len(r.detections), 'detection')}; SNN {model.snn_mJ:.4f} mJ vs ANN "
             f"{model.ann_mJ:.4f} mJ ({lead}): {r.report.verdict(lead)}")
         if s["layers"]:
             say(r.report.table())

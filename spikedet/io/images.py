@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikedet.assets import asset_dir
+from spikedet.assets import asset_dir, resolve_source
 from spikedet.errors import SpikedetError
 
 #: Suffixes of the image files spikedet reads from folders and globs (and checks before predicting).
@@ -55,8 +55,9 @@ def is_image_file(path: str | Path) -> bool:
 
 
 def image_files(source: str | Path) -> list[Path]:
-    """Image files of a file, a folder or a glob pattern (sorted)."""
-    text = str(source)
+    """Image files of a file, a folder or a glob pattern (sorted); shipped paths resolve from any folder
+    (:func:`spikedet.assets.resolve_source`)."""
+    text = resolve_source(source)
     path = Path(text).expanduser()
     if path.is_file():
         return [path]

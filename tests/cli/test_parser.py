@@ -81,3 +81,24 @@ def test_help_lists_only_registered_commands(capsys):
     for name in listed:
         assert main([name, "--help"]) == 0
         assert f"usage: spikedet {name}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["predict", "energy", "analyze", "convert", "export", "demo", "webcam", "serve", "val"])
+def test_model_and_weights_spell_the_same_setting_in_every_command_that_takes_weights(name):
+    load_commands()
+    cmd = COMMANDS[name]
+    declared = "model" if "model" in cmd.settings else "weights"
+    for spelling in ("model", "weights", "--model", "--weights"):
+        args = [f"{spelling}=w.safetensors"] if not spelling.startswith("--") else [spelling, "w.safetensors"]
+        assert parse_args([name, *args]).settings[declared] == "w.safetensors"
+    with pytest.raises(UsageError, match=r"given twice \(weights= and model= are the same setting\)|"
+                                         r"given twice \(model= and weights= are the same setting\)"):
+        parse_args([name, "model=a.pt", "weights=b.pt"])
+
+
+def test_image_size_has_one_rule_and_one_message_in_every_command(capsys):
+    message = "imgsz must be a multiple of the model stride (here: a multiple of 32), got 33"
+    for name in ("info", "energy", "predict", "export", "train", "val"):
+        args = [name, "imgsz=33"] + (["coco8.yaml"] if name in ("train", "val") else [])
+        assert main(args) == 2
+        assert capsys.readouterr().err.strip() == f"spikedet {name}: error: {message}"
