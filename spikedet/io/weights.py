@@ -36,7 +36,7 @@ from ultralytics.nn.tasks import load_checkpoint
 
 from spikedet.assets import resolve_model_yaml, resolve_weights
 from spikedet.errors import SpikedetError, first_line
-from spikedet.io.outputs import output_file
+from spikedet.io.outputs import output_file, write_safetensors
 from spikedet.io.spikeyolo import load_spikeyolo_checkpoint, refuse_unsupported, spikeyolo_kind
 from spikedet.io.yolov5 import is_yolov5_checkpoint, load_yolov5_checkpoint
 from spikedet.model.detection import SpikeDetectionModel
@@ -145,8 +145,6 @@ def model_state(model: nn.Module) -> str:
 
 def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
     """Save a spikedet detection model as safetensors + config (see the module docstring)."""
-    from safetensors.torch import save_file
-
     path = output_file(path, (".safetensors",))
     config = {
         "format": FORMAT,
@@ -161,9 +159,7 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
     }
     tensors = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"spikedet": json.dumps(config)})
-    return path
+    return write_safetensors(tensors, path, metadata={"spikedet": json.dumps(config)})
 
 
 def read_config(path: str | Path) -> dict:
