@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from spikedet.errors import SpikedetError
@@ -98,16 +99,38 @@ def resolve_model_yaml(name: str | os.PathLike) -> tuple[Path, str | None]:
     raise SpikedetError(f"model config {text!r} not found (models shipped: {known}; add -<scale> to pick a scale)")
 
 
+def user_cache_dir() -> Path:
+    """spikedet's per-user cache folder: ``$SPIKEDET_CACHE_DIR``, else ``$XDG_CACHE_HOME/spikedet``, else
+    ``~/.cache/spikedet`` (not created here)."""
+    if env := os.environ.get("SPIKEDET_CACHE_DIR"):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "spikedet"
+
+
+def outside_package(data_yaml: Path) -> Path:
+    """A shipped data YAML's twin in the user cache folder (its ``data/`` copied there), so that Ultralytics'
+    label caches, which it writes beside the labels, never land inside the installed package (which may be
+    read-only); any other path as it is."""
+    shipped = asset_dir("data").resolve()
+    full = data_yaml.resolve()
+    if not full.is_relative_to(shipped):
+        return data_yaml
+    mirror = user_cache_dir() / "data"
+    shutil.copytree(shipped, mirror, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.cache", "__pycache__"))
+    return mirror / full.relative_to(shipped)
+
+
 def resolve_data(name: str | os.PathLike) -> str:
-    """Return the data YAML to hand to Ultralytics: a path if one exists, else the name itself."""
+    """Return the data YAML to hand to Ultralytics: a path if one exists, else the name itself; the shipped
+    datasets are handed over from their copy in the user cache folder (:func:`outside_package`)."""
     text = str(name)
     path = Path(text).expanduser()
     if path.exists():
-        return str(path)
+        return str(outside_package(path))
     for candidate in (path, path.with_name(path.name + ".yaml")):
         shipped = shipped_file(candidate, "data")
         if shipped is not None:
-            return str(shipped)
+            return str(outside_package(shipped))
     if len(path.parts) > 1:
         raise SpikedetError(f"data file {text!r} not found")
     return text
