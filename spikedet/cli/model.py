@@ -144,8 +144,23 @@ def cmd_train(inv: Invocation) -> int:
     if inv.json:
         emit_json(result)
     else:
-        say(f"weights: {result['last']}")
+        for line in next_steps(trainer.best, args.get("data") or s["data"]):
+            say(line)
     return 0
+
+
+def next_steps(best: str | Path, data: str | None) -> list[str]:
+    """What training ends with: where the best weights are and the commands that take them further."""
+    best = Path(best)
+    bitplane = best.with_name(f"{best.stem}-bitplane.safetensors")
+    data = data or "DATA"
+    return [
+        f"best weights: {best}",
+        "next:",
+        f"  spikedet val {data} model={best}",
+        f"  spikedet convert {best} -o {bitplane}",
+        f"  spikedet energy {bitplane} source=data/coco8/images/val",
+    ]
 
 
 @command(

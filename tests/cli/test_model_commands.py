@@ -56,3 +56,13 @@ def test_predict_json_is_the_service_record_per_image_with_energy_when_asked(tmp
     plain = json.loads(run_cli("predict", "source=bus.jpg", "imgsz=64", "save=False", "--json", cwd=tmp_path).stdout)
     assert set(plain[0]) == {"image", "detections"} and plain[0]["detections"] == record["detections"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_training_ends_with_best_pt_and_the_commands_that_follow():
+    from spikedet.cli.model import next_steps
+
+    lines = next_steps("runs/detect/train/weights/best.pt", "coco8.yaml")
+    assert lines[0] == "best weights: runs/detect/train/weights/best.pt"
+    commands = [line.split()[1] for line in lines[2:]]
+    assert commands == ["val", "convert", "energy"]
+    assert "runs/detect/train/weights/best-bitplane.safetensors" in lines[3] and lines[4].split()[2] == lines[3].split()[-1]
