@@ -7,8 +7,8 @@ Lookup rules (the README's "Commands" section):
 
 - model: an existing path; else ``models/<name>``; else ``<stem>-<scale>.yaml`` means ``models/<stem>.yaml``
   at that scale (``spikeyolo-s.yaml`` -> ``models/spikeyolo.yaml``, scale ``s``).
-- data: an existing path; else ``data/<name>`` (``.yaml`` added when missing); else the name is handed to
-  Ultralytics as one of its dataset names (which may download when online).
+- data: an existing path; else ``data/<name>`` (``.yaml`` added when missing); else one of Ultralytics' own
+  dataset names (which it may download when online); else an error naming the places it looked.
 - images (``source=``): an existing path; else a file or folder under ``data/`` named the same way
   (``data/coco8/images/val``); else one of Ultralytics' sample images (``bus.jpg``); else as given (a glob,
   a URL, a camera index).
@@ -131,9 +131,15 @@ def resolve_data(name: str | os.PathLike) -> str:
         shipped = shipped_file(candidate, "data")
         if shipped is not None:
             return str(outside_package(shipped))
-    if len(path.parts) > 1:
-        raise SpikedetError(f"data file {text!r} not found")
-    return text
+    looked = [str(Path.cwd() / path), str(asset_dir("data"))]
+    if len(path.parts) == 1:  # one of Ultralytics' dataset names (coco128.yaml ...), which it may download
+        from spikedet.offline import import_ultralytics
+
+        datasets = Path(import_ultralytics().ROOT) / "cfg" / "datasets"
+        if any((datasets / n).is_file() for n in (path.name, path.name + ".yaml")):
+            return text
+        looked.append(f"Ultralytics' dataset names ({datasets})")
+    raise SpikedetError(f"data {text!r} not found; looked in: {', '.join(looked)}")
 
 
 def default_weights() -> Path | None:

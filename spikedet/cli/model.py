@@ -66,6 +66,16 @@ def _ultralytics_input_errors():
         raise
 
 
+def _check_dataset(data: str) -> str:
+    """The data YAML ``data`` if Ultralytics finds its images (nothing downloaded): checked before a trainer or
+    validator exists, so a missing dataset is one line saying where it looked and leaves no empty run folder."""
+    from ultralytics.data.utils import check_det_dataset
+
+    with _ultralytics_input_errors():
+        check_det_dataset(data, autodownload=False)
+    return data
+
+
 def _metrics_dict(metrics) -> dict:
     values = getattr(metrics, "results_dict", None) if metrics is not None else None
     return {k: float(v) for k, v in values.items()} if isinstance(values, dict) else {}
@@ -135,7 +145,7 @@ def cmd_train(inv: Invocation) -> int:
         raise UsageError(f"{s['model']!r} is not an interrupted training run (it finished, or has no optimizer state): "
                          "nothing to resume; train from it without resume=True")
     if s["data"]:
-        args["data"] = resolve_data(s["data"])
+        args["data"] = _check_dataset(resolve_data(s["data"]))
     with _ultralytics_input_errors():
         metrics = model.train(**args)
     trainer = model.trainer
@@ -185,8 +195,9 @@ def cmd_val(inv: Invocation) -> int:
         with folder_dataset(s["data"], dict(model.model.names)) as data, _ultralytics_input_errors():
             metrics = model.val(data=str(data), **args)
     else:
+        data = _check_dataset(resolve_data(s["data"]))
         with _ultralytics_input_errors():
-            metrics = model.val(data=resolve_data(s["data"]), **args)
+            metrics = model.val(data=data, **args)
     result = {"metrics": _metrics_dict(metrics), "save_dir": str(getattr(metrics, "save_dir", ""))}
     coco_stats = getattr(metrics, "coco", None)
     if coco_stats is not None:

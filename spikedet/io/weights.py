@@ -96,9 +96,8 @@ def check_weights(name: str | Path | None, *, allow_pickle: bool, restricted: bo
     path = resolve(name, allow_pickle=allow_pickle, restricted=restricted)
     if path.suffix.lower() == ".safetensors":
         read_config(path)
-    elif path.suffix.lower() == ".pt" and not zipfile.is_zipfile(path):
-        raise SpikedetError(f"{str(path)!r} is not a PyTorch checkpoint (not a zip archive)")
     elif path.suffix.lower() == ".pt":
+        check_zip(path)
         refuse_unsupported(path)
     return path
 
@@ -118,8 +117,17 @@ def load_model(name: str | Path | None = None, *, allow_pickle: bool = False, re
         elif kind == "spikeyolo":
             model = load_spikeyolo_checkpoint(path)
         else:
+            check_zip(path)
             model = load_checkpoint(str(path))[0]
     return model.to(device)
+
+
+def check_zip(path: Path) -> None:
+    """A ``.pt`` checkpoint is a zip archive; anything else (empty, truncated, another file) is one clear line
+    here rather than the reader's nested messages."""
+    if not zipfile.is_zipfile(path):
+        raise SpikedetError(f"cannot load {str(path)!r}: not a PyTorch checkpoint (not a zip archive: the file is "
+                            "empty, truncated or something else)")
 
 
 @contextlib.contextmanager
@@ -131,8 +139,9 @@ def readable(path: Path):
         raise
     except (pickle.UnpicklingError, EOFError, RuntimeError, TypeError, ValueError, KeyError, AttributeError,
             OSError, ModuleNotFoundError, json.JSONDecodeError) as e:
+        reason = first_line(e).split(" (")[0]  # the reader's own message, without the notes nested in it
         raise SpikedetError(f"cannot load {str(path)!r}: not usable spikedet/Ultralytics weights "
-                            f"({type(e).__name__}: {first_line(e)})") from None
+                            f"({type(e).__name__}: {reason})") from None
 
 
 # -- safetensors ----------------------------------------------------------------------------------
