@@ -19,6 +19,7 @@ from torch import nn
 
 from spikedet.convert.verify import detection_agreement
 from spikedet.io.outputs import output_file
+from spikedet.progress import progress
 from spikedet.snn.neurons import SpikingNeuron
 
 
@@ -134,7 +135,7 @@ def check_onnx(model: nn.Module, path_with_codes: str | Path, images: torch.Tens
     total = mismatches = matched = compared = 0
     worst = 0.0
     param = next(model.parameters())
-    for image in images:
+    for image in progress(images, "onnxruntime check", len(images)):
         x = image[None].to(device=param.device, dtype=param.dtype)
         ours = [t.cpu().numpy() for t in wrapper(x)]
         theirs = session.run(None, {"images": x.cpu().numpy()})

@@ -21,6 +21,7 @@ from spikedet.engine.yolo import SpikeYOLO
 from spikedet.measure import energy
 from spikedet.snn.neurons import SpikingNeuron
 from spikedet.snn.spikes import SpikeTrain
+from spikedet.progress import progress
 
 
 class CodeHistograms:
@@ -95,7 +96,8 @@ def analyze(yolo: SpikeYOLO, files: list[str], output: str | Path, *, imgsz: int
     with energy.measure(yolo.model, counting) as recorder:
         histograms = CodeHistograms(yolo.model, recorder)
         try:
-            for file, _ in yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device):
+            for file, _ in progress(yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device), "analyze",
+                                    len(files)):
                 report = recorder.next_report(constants, str(file))
                 for layer in report.layers:
                     t = layer_totals.setdefault(layer.name, {"name": layer.name, "input": layer.input, "macs": 0.0,

@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ultralytics.utils import TQDM
-
 from spikedet.assets import resolve_weights
 from spikedet.convert.bitplane import spiking
 from spikedet.engine.device import select_device
@@ -34,6 +32,7 @@ from spikedet.measure.opcount import layer_table
 from spikedet.model.detection import describe_model
 from spikedet.nn.conv import SpikeConv
 from spikedet.nn.mode import is_reparameterized
+from spikedet.progress import progress
 
 
 def model_info(model: str | Path = "spikeyolo-n.yaml", imgsz: int | list[int] = 640, device: str | None = None) -> dict:
@@ -120,8 +119,8 @@ def measure_energy(weights: str | Path | None = None, source: str | Path | None 
     yolo = spiking_yolo(weights, path, imgsz)
     results = []
     with energy.measure(yolo.model, counting) as recorder:
-        for file, r in TQDM(yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device), total=len(files),
-                            desc="energy", unit="image", disable=len(files) < 2):
+        for file, r in progress(yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device), "energy",
+                                len(files)):
             h, w = r.orig_shape[:2]
             results.append(ImageEnergy(recorder.next_report(constants, file), detections(r), w, h))
     return results

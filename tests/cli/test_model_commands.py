@@ -66,3 +66,18 @@ def test_training_ends_with_best_pt_and_the_commands_that_follow():
     commands = [line.split()[1] for line in lines[2:]]
     assert commands == ["val", "convert", "energy"]
     assert "runs/detect/train/weights/best-bitplane.safetensors" in lines[3] and lines[4].split()[2] == lines[3].split()[-1]
+
+
+def test_analyze_ends_with_a_short_summary():
+    from spikedet.cli.measure import analysis_summary
+
+    layer = {"input": "spikes", "spikes": 30.0, "input_elements": 10.0, "firing_rate": 3.0, "name": "model.2.cv1"}
+    idle = {**layer, "spikes": 5.0, "firing_rate": 0.5, "name": "model.9.cv2"}
+    summary = {"images": ["a.jpg", "b.jpg"], "energy_models": {"convention": {"snn_mJ": 1.0, "ann_mJ": 2.5, "efficiency": 2.5}},
+               "per_image_averages": [{"input": "real", "name": "model.0"}, layer, idle],
+               "neurons": [{"saturated_fraction": 0.2}, {"saturated_fraction": 0.0}]}
+    lines = analysis_summary(summary)
+    assert lines[0] == "2 images, mean per image:" and "ANN / SNN 2.50x" in lines[1]
+    assert "1.750 spikes per input element over 2 spiking convs" in lines[2]
+    assert "highest 3.000 (model.2.cv1)" in lines[2] and "lowest 0.500 (model.9.cv2)" in lines[2]
+    assert lines[3].strip().startswith("1 of 2 neuron layers saturate")
