@@ -230,7 +230,7 @@ def cmd_predict(inv: Invocation) -> int:
     if isinstance(source, str) and Path(source).is_file() and is_image_file(source):
         read_image(source)  # an unreadable image is a one-line error before the model loads
     model = _yolo(inv.settings["model"])
-    args.setdefault("save", True)  # as `yolo predict` does: annotated results in runs/detect/predict, predict2 ...
+    args.setdefault("save", True)  # as `yolo predict` does: annotated results in runs/detect/predict, predict-2 ...
     args.setdefault("verbose", False)  # one line per image, ours (with the energy when asked)
     records = []
     with _ultralytics_input_errors():
