@@ -6,7 +6,7 @@ class SpikedetError(ValueError):
 
 
 def first_line(error: BaseException) -> str:
-    """An exception as one line for a user: its message's first line (without Ultralytics' ``ERROR`` marks),
+    r"""An exception as one line for a user: its message's first line (without Ultralytics' ``ERROR`` marks),
     else its type's name.
 
         >>> first_line(TypeError("ERROR \u274c\ufe0f x.pt is corrupted\nRecommended fixes are ..."))
@@ -14,6 +14,7 @@ def first_line(error: BaseException) -> str:
     """
     text = str(error).strip()
     line = text.splitlines()[0] if text else ""
-    for mark in ("ERROR", "\u274c", "\ufe0f", "\u26a0"):
-        line = line.replace(mark, " ") if mark != "ERROR" else line.removeprefix(mark)
+    line = line.removeprefix("ERROR")
+    for mark in ("\u274c", "\ufe0f", "\u26a0"):  # Ultralytics' emoji marks
+        line = line.replace(mark, " ")
     return " ".join(line.split()) or type(error).__name__

@@ -48,12 +48,12 @@ def test_shipped_folders_and_ultralytics_samples_resolve_as_image_sources_from_a
 
 
 def test_label_caches_of_the_shipped_data_go_to_the_user_cache_never_into_the_package(tmp_path, monkeypatch):
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.build import build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
     from spikedet import assets
     from spikedet.engine.val import SpikeDetectionValidator  # noqa: F401  (Ultralytics, offline)
-    from ultralytics.cfg import get_cfg
-    from ultralytics.data.build import build_yolo_dataset
 
     monkeypatch.setenv("SPIKEDET_CACHE_DIR", str(tmp_path / "cache"))
     shipped = assets.asset_dir("data")

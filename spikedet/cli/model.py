@@ -13,8 +13,8 @@ from spikedet.assets import default_weights, resolve_data, resolve_source
 from spikedet.cli import options
 from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, plural, say
 from spikedet.detector import Detector
-from spikedet.engine.results import image_record
 from spikedet.engine.device import select_device
+from spikedet.engine.results import image_record
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError, first_line
 from spikedet.io.datasets import folder_dataset

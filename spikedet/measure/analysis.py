@@ -19,9 +19,9 @@ from torch import nn
 
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.measure import energy
+from spikedet.progress import progress
 from spikedet.snn.neurons import SpikingNeuron
 from spikedet.snn.spikes import SpikeTrain
-from spikedet.progress import progress
 
 
 class CodeHistograms:

@@ -12,7 +12,7 @@ from spikedet.offline import import_ultralytics
 
 import_ultralytics()
 
-from ultralytics.utils.plotting import Annotator, colors  # noqa: E402
+from ultralytics.utils.plotting import Annotator, colors
 
 
 def stats_lines(result: dict, fps: float | None = None) -> list[str]:
@@ -41,7 +41,7 @@ def annotate(frame: np.ndarray, result: dict, fps: float | None = None) -> np.nd
     lines = stats_lines(result, fps)
     if not lines:
         return frame
-    h, w = frame.shape[:2]
+    w = frame.shape[1]
     scale = max(0.45, min(1.0, w / 1000))
     thick = max(1, round(scale * 2))
     (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
