@@ -72,11 +72,37 @@ def _page(title: str) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>spikedet live: {t}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{margin:0;background:#111;color:#eee;font:15px system-ui,sans-serif;text-align:center}}
-h1{{font-size:17px;font-weight:600;margin:10px}}img{{max-width:98vw;max-height:86vh;border:1px solid #333}}
-p{{color:#aaa;margin:8px}}</style></head>
-<body><h1>spikedet live &mdash; {t}</h1><img src="/stream" alt="annotated video stream">
-<p>Boxes, FPS and the energy of each frame (SNN vs ANN, compute only) are drawn on the frames.</p>
+<style>body{{margin:0;background:#111;color:#eee;font:15px system-ui,sans-serif}}
+h1{{font-size:17px;font-weight:600;margin:10px 16px}}main{{display:flex;gap:16px;padding:0 16px;flex-wrap:wrap}}
+img{{max-width:min(98vw,1100px);max-height:86vh;border:1px solid #333}}
+#stats{{min-width:220px;background:#1b1b1b;border:1px solid #333;border-radius:8px;padding:12px 16px}}
+#stats dt{{color:#aaa;font-size:13px;margin-top:10px}}#stats dd{{margin:0;font-size:22px;font-variant-numeric:tabular-nums}}
+p{{color:#aaa;margin:8px 16px}}</style></head>
+<body><h1>spikedet live &mdash; {t}</h1>
+<main><img src="/stream" alt="annotated video stream">
+<section id="stats" aria-live="polite"><dl>
+<dt>frames per second</dt><dd id="fps">&ndash;</dd>
+<dt>energy per frame (SNN, compute only)</dt><dd id="snn">&ndash;</dd>
+<dt>same frame on the ANN</dt><dd id="ann">&ndash;</dd>
+<dt>objects in this frame</dt><dd id="objects">&ndash;</dd>
+<dt>frames so far</dt><dd id="frames">&ndash;</dd></dl></section></main>
+<p>Boxes are drawn as <code>spikedet predict</code> draws them; FPS and energy sit below the picture. Energy is
+the field's compute-only estimate (45 nm: an addition per spike vs a multiply-add per ANN operation).</p>
+<script>
+const mj = v => (typeof v === "number" ? v.toFixed(2) + " mJ" : "\u2013");
+async function poll() {{
+  try {{
+    const s = await (await fetch("/stats", {{cache: "no-store"}})).json();
+    const last = s.last || {{}};
+    document.getElementById("fps").textContent = typeof s.fps === "number" ? s.fps.toFixed(1) : "\u2013";
+    document.getElementById("snn").textContent = mj(last.snn_mJ);
+    document.getElementById("ann").textContent = mj(last.ann_mJ);
+    document.getElementById("objects").textContent = last.detections ?? "\u2013";
+    document.getElementById("frames").textContent = s.frames ?? "\u2013";
+  }} catch (e) {{}}
+}}
+poll(); setInterval(poll, 500);
+</script>
 </body></html>"""
 
 

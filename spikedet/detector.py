@@ -8,8 +8,8 @@
 The model runs in spike mode on the integer path (the fast path; same spikes as the bit-plane simulation),
 so every detection comes with the energy report of the spikes that produced it. The service, the webcam
 demo and ``spikedet demo`` use this class; it is safe to share between threads (calls are serialised).
-:func:`detections` is the one mapping from Ultralytics' ``Results`` to :class:`Detection` (``predict`` uses
-it too).
+:class:`Detection`, :func:`detections` (the one mapping from Ultralytics' ``Results``) and the one JSON record
+of an image live in :mod:`spikedet.engine.results` (``predict`` and ``energy`` use them too).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from spikedet.convert.bitplane import spiking
 from spikedet.engine.device import select_device
+from spikedet.engine.results import Detection, detections, image_record
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError
 from spikedet.io.images import check_imgsz, model_stride
@@ -30,29 +31,7 @@ from spikedet.io.weights import resolve
 from spikedet.measure import energy
 from spikedet.model.detection import describe_model
 
-
-@dataclass
-class Detection:
-    class_id: int
-    name: str
-    confidence: float
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in original-image pixels
-
-    def to_dict(self) -> dict:
-        x1, y1, x2, y2 = self.box
-        return {"class_id": self.class_id, "name": self.name, "confidence": self.confidence,
-                "box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}}
-
-
-def detections(result) -> list[Detection]:
-    """The detections of one Ultralytics ``Results``: boxes in original-image pixels (0.1 px), confidences
-    to 4 decimals."""
-    boxes = result.boxes
-    return [
-        Detection(int(c), result.names.get(int(c), str(int(c))), round(float(p), 4),
-                  tuple(round(float(v), 1) for v in xyxy))
-        for xyxy, p, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist())
-    ]
+__all__ = ["Detection", "DetectionResult", "Detector", "detections"]
 
 
 @dataclass
@@ -65,13 +44,8 @@ class DetectionResult:
     model: dict = field(default_factory=dict)
 
     def to_dict(self, layers: bool = False) -> dict:
-        return {
-            "image": {"width": self.width, "height": self.height},
-            "detections": [d.to_dict() for d in self.detections],
-            "energy": self.energy.to_dict(layers=layers),
-            "timing_ms": self.timing_ms,
-            "model": self.model,
-        }
+        record = image_record(self.width, self.height, self.detections, energy=self.energy.to_dict(layers=layers))
+        return {**record, "timing_ms": self.timing_ms, "model": self.model}
 
 
 class Detector:

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Keep Ultralytics' settings, fonts and DDP files of the test run away from the user's config dir.
 os.environ.setdefault("SPIKEDET_CONFIG_DIR", str(Path(tempfile.gettempdir()) / "spikedet-test-config"))
+os.environ.setdefault("SPIKEDET_CACHE_DIR", str(Path(tempfile.gettempdir()) / "spikedet-test-cache"))
 os.environ.pop("SPIKEDET_WEIGHTS", None)
 
 import spikedet  # noqa: E402,F401  (offline switches before anything imports Ultralytics)

@@ -47,10 +47,12 @@ def test_wheel_ships_the_assets_and_finds_them(tmp_path):
         "import json, spikedet, spikedet.assets as a, spikedet.cli.main, spikedet.service.app;"
         "m = a.resolve_model_yaml('spikeyolo-s.yaml');"
         "print(json.dumps({'pkg': spikedet.__file__, 'models': str(a.asset_dir('models')), 'model': [str(m[0]), m[1]],"
-        " 'data': a.resolve_data('coco8.yaml'), 'weights': str(a.default_weights())}))"
+        " 'data': a.resolve_data('coco8.yaml'), 'shipped_data': str(a.asset_dir('data')),"
+        " 'weights': str(a.default_weights())}))"
     )
     env = {k: v for k, v in os.environ.items() if k != "SPIKEDET_WEIGHTS"}
     env["PYTHONPATH"] = str(target)
+    env["SPIKEDET_CACHE_DIR"] = str(tmp_path / "cache")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -58,5 +60,8 @@ def test_wheel_ships_the_assets_and_finds_them(tmp_path):
     assert found["pkg"].startswith(inside)  # the wheel's copy, not the source checkout
     assert found["models"] == str(target / "spikedet" / "models")
     assert found["model"] == [str(target / "spikedet" / "models" / "spikeyolo.yaml"), "s"]
-    assert found["data"] == str(target / "spikedet" / "data" / "coco8.yaml")
+    # the wheel's data, handed to Ultralytics from the user cache folder (label caches never go into the package)
+    assert found["shipped_data"] == str(target / "spikedet" / "data")
+    assert found["data"] == str(tmp_path / "cache" / "data" / "coco8.yaml")
+    assert (tmp_path / "cache" / "data" / "coco8" / "images" / "val").is_dir()
     assert found["weights"] == str(target / "spikedet" / "weights" / "yolov5n-a2s.safetensors")

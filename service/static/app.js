@@ -273,8 +273,41 @@ function renderModels(e) {
   $("explain").textContent = text;
 }
 
+// -- downloads: the annotated canvas as PNG, the service's answer as JSON ---------------------------------
+
+function baseName() {
+  return (page.file && page.file.name ? page.file.name.replace(/\.[^.]*$/, "") : "image") || "image";
+}
+
+function offerDownloads(result) {
+  const json = new Blob([JSON.stringify(result, null, 2)], { type: "application/json" });
+  const link = $("download-json");
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(json);
+  link.download = baseName() + "-detections.json";
+  $("canvas").toBlob((png) => {
+    const a = $("download-image");
+    if (a.href) URL.revokeObjectURL(a.href);
+    if (png) a.href = URL.createObjectURL(png);
+    a.download = baseName() + "-detections.png";
+  }, "image/png");
+}
+
+async function trySample() {
+  setStatus("Loading the sample image…", "busy");
+  try {
+    const r = await fetch("/v1/samples/bus.jpg");
+    if (!r.ok) throw new Error(await errorText(r));
+    const blob = await r.blob();
+    await choose(new File([blob], "bus.jpg", { type: blob.type || "image/jpeg" }));
+  } catch (e) {
+    setStatus("Could not load the sample image: " + e.message, "error");
+  }
+}
+
 function render(result, ms) {
   draw(result);
+  offerDownloads(result);
   const e = result.energy;
   const top = Math.max(e.snn_mJ || 0, e.ann_mJ || 0) || 1;
   $("snn").textContent = mJ(e.snn_mJ);
@@ -368,6 +401,7 @@ function wire() {
   $("imgsz").addEventListener("change", rerun);
   $("key").addEventListener("change", () => { if (page.ready) { loadModel(); detect(); } });
   $("controls").addEventListener("submit", (ev) => ev.preventDefault());
+  $("sample").addEventListener("click", trySample);
 }
 
 wire();

@@ -6,6 +6,8 @@ whose signatures give the defaults.
 
 from __future__ import annotations
 
+import json
+
 from spikedet.cli import options
 from spikedet.cli.options import default_of
 from spikedet.cli.parser import Invocation, Setting, command, emit_json, plural, say
@@ -52,7 +54,7 @@ def cmd_energy(inv: Invocation) -> int:
     lead = s["energy_model"]
     for r in results:
         model = r.report.energy_models[lead]
-        say(f"{r.report.image}: {plural(r.detections, 'detection')}; SNN {model.snn_mJ:.4f} mJ vs ANN "
+        say(f"{r.report.image}: {plural(len(r.detections), 'detection')}; SNN {model.snn_mJ:.4f} mJ vs ANN "
             f"{model.ann_mJ:.4f} mJ ({lead}): {r.report.verdict(lead)}")
         if s["layers"]:
             say(r.report.table())
@@ -83,7 +85,27 @@ def cmd_analyze(inv: Invocation) -> int:
     written = analyze_weights(s["model"], s["source"], s["output"], **_arguments(s))
     if inv.json:
         emit_json({k: str(v) for k, v in written.items()})
-    else:
-        for kind, path in written.items():
-            say(f"{kind:<18} {path}")
+        return 0
+    for kind, path in written.items():
+        say(f"{kind:<18} {path}")
+    for line in analysis_summary(json.loads(written["analysis_json"].read_text())):
+        say(line)
     return 0
+
+
+def analysis_summary(summary: dict) -> list[str]:
+    """The few lines ``analyze`` ends with: images, mean energy per model, the busiest and the idlest layers."""
+    lines = [f"{plural(len(summary['images']), 'image')}, mean per image:"]
+    for name, m in summary["energy_models"].items():
+        ratio = f"{m['efficiency']:.2f}x" if m["efficiency"] else "n/a"
+        lines.append(f"  {name:<11} SNN {m['snn_mJ']:.4f} mJ vs ANN {m['ann_mJ']:.4f} mJ  (ANN / SNN {ratio})")
+    spiking = [r for r in summary["per_image_averages"] if r["input"] != "real"]
+    if spiking:
+        rate = sum(r["spikes"] for r in spiking) / max(sum(r["input_elements"] for r in spiking), 1)
+        busiest = max(spiking, key=lambda r: r["firing_rate"])
+        idlest = min(spiking, key=lambda r: r["firing_rate"])
+        lines.append(f"  {rate:.3f} spikes per input element over {plural(len(spiking), 'spiking conv')}; highest "
+                     f"{busiest['firing_rate']:.3f} ({busiest['name']}), lowest {idlest['firing_rate']:.3f} ({idlest['name']})")
+    saturated = [n for n in summary["neurons"] if n.get("saturated_fraction", 0) > 0.01]
+    lines.append(f"  {len(saturated)} of {len(summary['neurons'])} neuron layers saturate (> 1% of codes at L)")
+    return lines

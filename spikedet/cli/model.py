@@ -9,18 +9,19 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from spikedet.assets import default_weights, resolve_data
+from spikedet.assets import default_weights, resolve_data, resolve_source
 from spikedet.cli import options
 from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, plural, say
-from spikedet.detector import Detector, detections
+from spikedet.detector import Detector
 from spikedet.engine.device import select_device
+from spikedet.engine.results import image_record
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError, first_line
 from spikedet.io.datasets import folder_dataset
 from spikedet.io.images import check_imgsz, default_image, is_image_file, read_image
 from spikedet.io.weights import resolve
 from spikedet.measure.energy import CAVEAT
-from spikedet.measure.pipelines import model_info
+from spikedet.measure.pipelines import model_info, predict_records
 
 
 def _ultralytics_args(inv: Invocation) -> dict:
@@ -28,8 +29,8 @@ def _ultralytics_args(inv: Invocation) -> dict:
     Ultralytics only rejects deep inside its loops (image size, batch, device)."""
     args = {k: v for k, v in inv.settings.items() if k not in inv.command.settings}
     if "imgsz" in args:
-        try:  # bounds only: Ultralytics rounds a size up to the model's stride itself, with a warning
-            check_imgsz(args["imgsz"], stride=None)
+        try:  # the one image-size rule (Ultralytics would round a size up to the stride with a warning)
+            check_imgsz(args["imgsz"])
         except SpikedetError as e:
             raise UsageError(str(e)) from None
     if "batch" in args:
@@ -63,6 +64,16 @@ def _ultralytics_input_errors():
         if isinstance(e, SpikedetError) or any(origin.endswith(c) for c in checking):
             raise UsageError(" ".join(first_line(e).replace("\u274c", "").split())) from None
         raise
+
+
+def _check_dataset(data: str) -> str:
+    """The data YAML ``data`` if Ultralytics finds its images (nothing downloaded): checked before a trainer or
+    validator exists, so a missing dataset is one line saying where it looked and leaves no empty run folder."""
+    from ultralytics.data.utils import check_det_dataset
+
+    with _ultralytics_input_errors():
+        check_det_dataset(data, autodownload=False)
+    return data
 
 
 def _metrics_dict(metrics) -> dict:
@@ -134,7 +145,7 @@ def cmd_train(inv: Invocation) -> int:
         raise UsageError(f"{s['model']!r} is not an interrupted training run (it finished, or has no optimizer state): "
                          "nothing to resume; train from it without resume=True")
     if s["data"]:
-        args["data"] = resolve_data(s["data"])
+        args["data"] = _check_dataset(resolve_data(s["data"]))
     with _ultralytics_input_errors():
         metrics = model.train(**args)
     trainer = model.trainer
@@ -143,8 +154,23 @@ def cmd_train(inv: Invocation) -> int:
     if inv.json:
         emit_json(result)
     else:
-        say(f"weights: {result['last']}")
+        for line in next_steps(trainer.best, args.get("data") or s["data"]):
+            say(line)
     return 0
+
+
+def next_steps(best: str | Path, data: str | None) -> list[str]:
+    """What training ends with: where the best weights are and the commands that take them further."""
+    best = Path(best)
+    bitplane = best.with_name(f"{best.stem}-bitplane.safetensors")
+    data = data or "DATA"
+    return [
+        f"best weights: {best}",
+        "next:",
+        f"  spikedet val {data} model={best}",
+        f"  spikedet convert {best} -o {bitplane}",
+        f"  spikedet energy {bitplane} source=data/coco8/images/val",
+    ]
 
 
 @command(
@@ -169,8 +195,9 @@ def cmd_val(inv: Invocation) -> int:
         with folder_dataset(s["data"], dict(model.model.names)) as data, _ultralytics_input_errors():
             metrics = model.val(data=str(data), **args)
     else:
+        data = _check_dataset(resolve_data(s["data"]))
         with _ultralytics_input_errors():
-            metrics = model.val(data=resolve_data(s["data"]), **args)
+            metrics = model.val(data=data, **args)
     result = {"metrics": _metrics_dict(metrics), "save_dir": str(getattr(metrics, "save_dir", ""))}
     coco_stats = getattr(metrics, "coco", None)
     if coco_stats is not None:
@@ -187,34 +214,36 @@ def cmd_val(inv: Invocation) -> int:
 
 @command(
     "predict",
-    "detect objects in images, videos or streams",
-    settings={"model": options.weights()},
+    "detect objects in images, videos or streams; saves annotated results like 'yolo predict' (save=False: don't)",
+    settings={"model": options.weights(),
+              "energy": Setting("bool", False, "also estimate each image's energy (the model runs in spike mode)")},
     ultralytics_mode="predict",
-    examples=("spikedet predict model=best.pt source=path/to/images", "spikedet predict source=bus.jpg --json"),
+    examples=("spikedet predict model=best.pt source=path/to/images", "spikedet predict source=bus.jpg --json",
+              "spikedet predict source=data/coco8/images/val energy=True save=False"),
 )
 def cmd_predict(inv: Invocation) -> int:
     args = _ultralytics_args(inv)
-    if args.get("source") is None:
-        args["source"] = str(default_image())
-    source = args["source"]
+    source = resolve_source(args["source"]) if args.get("source") is not None else str(default_image())
+    args["source"] = source
     if isinstance(source, str) and "://" not in source and not source.isdigit() and not Path(source).exists():
         raise UsageError(f"source {source!r} not found")
     if isinstance(source, str) and Path(source).is_file() and is_image_file(source):
         read_image(source)  # an unreadable image is a one-line error before the model loads
     model = _yolo(inv.settings["model"])
-    args.setdefault("save", False)
-    images = []
+    args.setdefault("save", True)  # as `yolo predict` does: annotated results in runs/detect/predict, predict-2 ...
+    args.setdefault("verbose", False)  # one line per image, ours (with the energy when asked)
+    records = []
     with _ultralytics_input_errors():
-        for r in model.predict(**args, stream=True):
-            found = [d.to_dict() for d in detections(r)]
-            images.append({"image": r.path, "width": r.orig_shape[1], "height": r.orig_shape[0], "detections": found})
+        for r, found, report in predict_records(model, inv.settings["energy"], **args):
+            h, w = r.orig_shape[:2]
+            records.append(image_record(w, h, found, path=r.path, energy=report and report.to_dict(layers=False)))
             if not inv.json:
-                say(f"{r.path}: {plural(len(found), 'detection')}")
+                energy = f"; SNN {report.snn_mJ:.4f} mJ vs ANN {report.ann_mJ:.4f} mJ" if report else ""
+                say(f"{r.path} ({w}x{h}): {plural(len(found), 'detection')}{energy}")
                 for d in found:
-                    b = d["box"]
-                    say(f"  {d['name']:<16} {d['confidence']:.2f}  [{b['x1']:.0f}, {b['y1']:.0f}, {b['x2']:.0f}, {b['y2']:.0f}]")
-    if inv.json:
-        emit_json(images)
+                    say(f"  {d.describe()}")
+    if inv.json:  # (where results were saved, Ultralytics' predictor says on stderr)
+        emit_json(records)
     return 0
 
 
@@ -233,7 +262,7 @@ def cmd_predict(inv: Invocation) -> int:
 )
 def cmd_demo(inv: Invocation) -> int:
     s = inv.settings
-    source = s["source"] or str(default_image())
+    source = resolve_source(s["source"]) if s["source"] else str(default_image())
     try:
         image = read_image(source)
     except SpikedetError:
@@ -248,7 +277,8 @@ def cmd_demo(inv: Invocation) -> int:
     result = detector.detect(image)
     info = detector.info()
     if inv.json:
-        emit_json(result.to_dict())
+        record = result.to_dict()  # the service's record, with the image's path as predict and energy give it
+        emit_json({**record, "image": {"path": source, **record["image"]}})
         return 0
     neuron = info["neuron"]
     if neuron["layers"]:
@@ -260,8 +290,7 @@ def cmd_demo(inv: Invocation) -> int:
     say(f"image: {source} ({result.width}x{result.height})")
     say(f"{plural(len(result.detections), 'detection')}:")
     for d in result.detections:
-        x1, y1, x2, y2 = d.box
-        say(f"  {d.name:<16} {d.confidence:.2f}  [{x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}]")
+        say(f"  {d.describe()}")
     lines = result.energy.describe(s["energy_model"])
     say(f"energy: {lines[0]}")
     for line in lines[1:]:

@@ -124,6 +124,9 @@ class Invocation:
 
 COMMANDS: dict[str, Command] = {}
 SHORT_OPTIONS = {"o": "output"}
+#: Names that spell the same setting: every command that takes weights accepts both ``model=`` (as ``yolo``
+#: does) and ``weights=`` (as the service does), whichever of the two it declares.
+ALIASES = {"weights": "model", "model": "weights"}
 
 
 def command(name: str, help: str, **kwargs):
@@ -147,9 +150,11 @@ def parse_args(argv: list[str]) -> Invocation:
     i = 0
 
     def put(key: str, value: Any) -> None:
-        key = key.replace("-", "_")
+        given = key.replace("-", "_")
+        key = canonical_key(cmd, given)
         if key in raw:
-            raise UsageError(f"setting {key!r} given twice")
+            same = f" ({key}= and {ALIASES[key]}= are the same setting)" if key in ALIASES else ""
+            raise UsageError(f"setting {key!r} given twice{same}")
         raw[key] = value
 
     while i < len(tokens):
@@ -160,7 +165,7 @@ def parse_args(argv: list[str]) -> Invocation:
             key, eq, value = tok[2:].partition("=")
             if eq:
                 put(key, value)
-            elif _is_flag(cmd, key.replace("-", "_")):
+            elif _is_flag(cmd, canonical_key(cmd, key.replace("-", "_"))):
                 put(key, True)
             elif i + 1 < len(tokens):
                 put(key, tokens[i + 1])
@@ -185,6 +190,14 @@ def parse_args(argv: list[str]) -> Invocation:
             raise UsageError(f"{cmd.main} given twice (as {main!r} and {cmd.main_setting}=)")
         raw[cmd.main_setting] = main
     return Invocation(cmd, main, _convert_settings(cmd, raw), want_json)
+
+
+def canonical_key(cmd: Command, key: str) -> str:
+    """The setting ``key`` names in ``cmd``: itself, or its alias (:data:`ALIASES`) when only that is declared."""
+    alias = ALIASES.get(key)
+    if key not in cmd.settings and alias in cmd.settings:
+        return alias
+    return key
 
 
 def _is_flag(cmd: Command, key: str) -> bool:

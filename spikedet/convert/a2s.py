@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from spikedet.convert.bitplane import trace_inputs
 from spikedet.errors import SpikedetError
+from spikedet.progress import progress
 from spikedet.nn.mode import set_spike_mode
 from spikedet.snn.code import SpikeCode
 from spikedet.snn.neurons import A2SNeuron
@@ -78,7 +79,7 @@ def calibrate(model: nn.Module, images: Tensor, percentile: float = 99.99, batch
 
     handles = [m.act.register_forward_hook(hook(n)) for n, m in sites]
     try:
-        for i in range(0, len(images), batch):
+        for i in progress(range(0, len(images), batch), "calibration", unit="batch"):
             model(images[i : i + batch])
     finally:
         for h in handles:

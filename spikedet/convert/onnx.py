@@ -19,6 +19,7 @@ from torch import nn
 
 from spikedet.convert.verify import detection_agreement
 from spikedet.io.outputs import output_file
+from spikedet.progress import progress
 from spikedet.snn.neurons import SpikingNeuron
 
 
@@ -57,7 +58,50 @@ def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int
         warnings.simplefilter("ignore")  # tracer warnings about Python values baked into the graph
         torch.onnx.export(wrapper, dummy, str(path), opset_version=opset, dynamo=False, input_names=["images"], output_names=names)
     model.eval()  # the exporter restores the wrapper's training flag on every submodule
+    write_metadata(path, ultralytics_metadata(model, imgsz, opset))
     return path
+
+
+def ultralytics_metadata(model: nn.Module, imgsz: int, opset: int) -> dict:
+    """The metadata Ultralytics' exporter writes into its ONNX files (``ultralytics.engine.exporter``), so that
+    ``YOLO("model.onnx")`` knows the class names, stride, size and task of a spikedet export."""
+    from datetime import datetime
+
+    from ultralytics import __version__ as ultralytics_version
+
+    from spikedet import __version__
+
+    head = model.model[-1] if hasattr(model, "model") else model
+    return {
+        "description": "spikedet integer spiking detector (IBRA-LIF, SpikeYOLO architecture); input float [0, 1]",
+        "author": "spikedet",
+        "date": datetime.now().astimezone().isoformat(),
+        "version": ultralytics_version,  # what Ultralytics' backends read; spikedet's own below
+        "spikedet_version": __version__,
+        "license": "AGPL-3.0 License",
+        "docs": "https://github.com/spikedet/spikedet",
+        "stride": int(max(model.stride)) if hasattr(model, "stride") else 32,
+        "task": "detect",
+        "head": type(head).__name__,
+        "batch": 1,
+        "imgsz": [imgsz, imgsz],
+        "names": {int(k): v for k, v in dict(model.names).items()},
+        "args": {"batch": 1, "imgsz": imgsz, "half": False, "int8": False, "dynamic": False, "simplify": False,
+                 "opset": opset, "nms": False},
+        "channels": 3,
+        "end2end": False,
+    }
+
+
+def write_metadata(path: Path, metadata: dict) -> None:
+    """Add ``metadata`` to an ONNX file as Ultralytics does: one string entry (``str(value)``) per key."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(graph, str(path))
 
 
 @dataclass
@@ -91,7 +135,7 @@ def check_onnx(model: nn.Module, path_with_codes: str | Path, images: torch.Tens
     total = mismatches = matched = compared = 0
     worst = 0.0
     param = next(model.parameters())
-    for image in images:
+    for image in progress(images, "onnxruntime check", len(images)):
         x = image[None].to(device=param.device, dtype=param.dtype)
         ours = [t.cpu().numpy() for t in wrapper(x)]
         theirs = session.run(None, {"images": x.cpu().numpy()})

@@ -18,6 +18,7 @@ from ultralytics.utils.nms import non_max_suppression
 
 from spikedet.convert.bitplane import convert
 from spikedet.errors import SpikedetError
+from spikedet.progress import progress
 from spikedet.nn.conv import SpikePath
 from spikedet.nn.mode import set_spike_mode
 from spikedet.snn.neurons import SpikingNeuron
@@ -141,18 +142,21 @@ def convert_and_verify(model: nn.Module, images: Tensor, names: list[str] | None
     reference = copy.deepcopy(trained).reparameterize() if hasattr(trained, "reparameterize") else trained
     report = ConversionReport(images=[str(n) for n in (names or [])], imgsz=imgsz)
 
+    steps = iter(progress([("float64", p) for p in ("integer", "bitplane")] + [("float32", p) for p in ("integer", "bitplane")],
+                          "equivalence check", unit="check"))
     ref64 = copy.deepcopy(reference).double()
     conv64 = convert(ref64, images[:1].double())
     ok = True
-    for path in ("integer", "bitplane"):
+    for _, path in (next(steps), next(steps)):
         v = verify(ref64, conv64, images.double(), path)
         report.float64[path] = v.as_dict()
         ok &= v.code_mismatches == 0 and v.max_relative_error <= 1e-9
     del ref64, conv64
 
     conv32 = convert(reference, images[:1])
-    for path in ("integer", "bitplane"):
+    for _, path in (next(steps), next(steps)):
         report.float32[path] = verify(reference, conv32, images, path, boxes=True).as_dict()
+    next(steps, None)  # closes the bar
     set_spike_mode(conv32, "integer")
     report.passed = bool(ok)
     return conv32, report

@@ -28,7 +28,7 @@ from spikedet.engine.predict import SpikeDetectionPredictor  # noqa: E402
 from spikedet.engine.train import SpikeDetectionTrainer  # noqa: E402
 from spikedet.engine.val import SpikeDetectionValidator  # noqa: E402
 from spikedet.io.images import read_image  # noqa: E402
-from spikedet.io.weights import load_model, weights_format  # noqa: E402
+from spikedet.io.weights import check_zip, load_model, readable, weights_format  # noqa: E402
 from spikedet.model.builder import load_model_cfg  # noqa: E402
 from spikedet.model.detection import SpikeDetectionModel  # noqa: E402
 
@@ -88,7 +88,10 @@ class SpikeYOLO(Model):
         """
         path = resolve_weights(weights)
         if weights_format(path) not in ("safetensors", "yolov5", "spikeyolo"):
-            super()._load(str(path), task)
+            if path.suffix.lower() == ".pt":
+                check_zip(path)
+            with readable(path):
+                super()._load(str(path), task)
             return
         self.model = load_model(path, allow_pickle=True)
         self.ckpt = {"model": self.model}

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spikedet.assets import asset_dir
+from spikedet.assets import asset_dir, resolve_source
 from spikedet.errors import SpikedetError
+from spikedet.progress import progress
 
 #: Suffixes of the image files spikedet reads from folders and globs (and checks before predicting).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -55,8 +56,9 @@ def is_image_file(path: str | Path) -> bool:
 
 
 def image_files(source: str | Path) -> list[Path]:
-    """Image files of a file, a folder or a glob pattern (sorted)."""
-    text = str(source)
+    """Image files of a file, a folder or a glob pattern (sorted); shipped paths resolve from any folder
+    (:func:`spikedet.assets.resolve_source`)."""
+    text = resolve_source(source)
     path = Path(text).expanduser()
     if path.is_file():
         return [path]
@@ -92,7 +94,7 @@ def letterbox_tensor(image_bgr: np.ndarray, imgsz: int) -> Tensor:
 def load_batch(source: str | Path, imgsz: int, limit: int | None = None) -> tuple[Tensor, list[Path]]:
     """Up to ``limit`` images of ``source``, letterboxed into one batch ``[B, 3, imgsz, imgsz]``."""
     files = image_files(source)[:limit]
-    return torch.stack([letterbox_tensor(read_image(f), imgsz) for f in files]), files
+    return torch.stack([letterbox_tensor(read_image(f), imgsz) for f in progress(files, "reading images")]), files
 
 
 def sample_images(split: str = "val") -> Path:

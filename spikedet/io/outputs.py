@@ -1,4 +1,6 @@
-"""Output files: one rule for what every command and pipeline writes (suffix, folder, default name).
+"""Output files: one rule for what every command and pipeline writes (suffix, folder, default name, and
+normal permissions: ``safetensors``' own ``save_file`` creates files readable by their owner only, 0600, so
+tensors are written through :func:`write_safetensors`, which honours the umask as any other file does).
 
     >>> output_file(None, (".onnx",), default="yolov5n-a2s.onnx")
     PosixPath('yolov5n-a2s.onnx')
@@ -29,3 +31,13 @@ def output_file(path: str | Path | None, suffixes: Sequence[str], default: str |
     if existing_folder and not chosen.parent.is_dir():
         raise SpikedetError(f"output folder {str(chosen.parent)!r} does not exist")
     return chosen
+
+
+def write_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` as a safetensors file with the permissions of any new file (``0666`` less the umask)."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(save(tensors, metadata=metadata))
+    return path

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from spikedet.errors import SpikedetError
-from spikedet.io.outputs import output_file
+from spikedet.io.outputs import output_file, write_safetensors
 from spikedet.io.spikeyolo_names import LAYER_TYPES, spikedet_name
 
 __all__ = ["compare_with_reference", "neuron_map", "read_reference", "write_compact_reference"]
@@ -150,8 +150,6 @@ def compare_with_reference(model: nn.Module, reference: str | Path) -> dict:
 
 def write_compact_reference(reference: str | Path, output: str | Path) -> Path:
     """Derive the compact reference (inputs as uint8, outputs, channel sums, per-layer hashes) from a full one."""
-    from safetensors.torch import save_file
-
     tensors, facts = read_reference(reference)
     out: dict[str, torch.Tensor] = {}
     layers: dict = {}
@@ -174,6 +172,4 @@ def write_compact_reference(reference: str | Path, output: str | Path) -> Path:
                 if name in facts.get(x, {}):
                     layers[x][name] = {k: facts[x][name][k] for k in ("sha256_u8", "sum", "shape") if k in facts[x][name]}
     path = output_file(output, (".safetensors",))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(out, str(path), metadata={META_KEY: json.dumps({"source": Path(reference).name, "layers": layers})})
-    return path
+    return write_safetensors(out, path, metadata={META_KEY: json.dumps({"source": Path(reference).name, "layers": layers})})

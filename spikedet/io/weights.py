@@ -36,7 +36,7 @@ from ultralytics.nn.tasks import load_checkpoint
 
 from spikedet.assets import resolve_model_yaml, resolve_weights
 from spikedet.errors import SpikedetError, first_line
-from spikedet.io.outputs import output_file
+from spikedet.io.outputs import output_file, write_safetensors
 from spikedet.io.spikeyolo import load_spikeyolo_checkpoint, refuse_unsupported, spikeyolo_kind
 from spikedet.io.yolov5 import is_yolov5_checkpoint, load_yolov5_checkpoint
 from spikedet.model.detection import SpikeDetectionModel
@@ -96,9 +96,8 @@ def check_weights(name: str | Path | None, *, allow_pickle: bool, restricted: bo
     path = resolve(name, allow_pickle=allow_pickle, restricted=restricted)
     if path.suffix.lower() == ".safetensors":
         read_config(path)
-    elif path.suffix.lower() == ".pt" and not zipfile.is_zipfile(path):
-        raise SpikedetError(f"{str(path)!r} is not a PyTorch checkpoint (not a zip archive)")
     elif path.suffix.lower() == ".pt":
+        check_zip(path)
         refuse_unsupported(path)
     return path
 
@@ -118,8 +117,17 @@ def load_model(name: str | Path | None = None, *, allow_pickle: bool = False, re
         elif kind == "spikeyolo":
             model = load_spikeyolo_checkpoint(path)
         else:
+            check_zip(path)
             model = load_checkpoint(str(path))[0]
     return model.to(device)
+
+
+def check_zip(path: Path) -> None:
+    """A ``.pt`` checkpoint is a zip archive; anything else (empty, truncated, another file) is one clear line
+    here rather than the reader's nested messages."""
+    if not zipfile.is_zipfile(path):
+        raise SpikedetError(f"cannot load {str(path)!r}: not a PyTorch checkpoint (not a zip archive: the file is "
+                            "empty, truncated or something else)")
 
 
 @contextlib.contextmanager
@@ -131,8 +139,9 @@ def readable(path: Path):
         raise
     except (pickle.UnpicklingError, EOFError, RuntimeError, TypeError, ValueError, KeyError, AttributeError,
             OSError, ModuleNotFoundError, json.JSONDecodeError) as e:
+        reason = first_line(e).split(" (")[0]  # the reader's own message, without the notes nested in it
         raise SpikedetError(f"cannot load {str(path)!r}: not usable spikedet/Ultralytics weights "
-                            f"({type(e).__name__}: {first_line(e)})") from None
+                            f"({type(e).__name__}: {reason})") from None
 
 
 # -- safetensors ----------------------------------------------------------------------------------
@@ -145,8 +154,6 @@ def model_state(model: nn.Module) -> str:
 
 def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
     """Save a spikedet detection model as safetensors + config (see the module docstring)."""
-    from safetensors.torch import save_file
-
     path = output_file(path, (".safetensors",))
     config = {
         "format": FORMAT,
@@ -161,9 +168,7 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
     }
     tensors = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"spikedet": json.dumps(config)})
-    return path
+    return write_safetensors(tensors, path, metadata={"spikedet": json.dumps(config)})
 
 
 def read_config(path: str | Path) -> dict:

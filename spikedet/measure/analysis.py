@@ -19,6 +19,7 @@ from torch import nn
 
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.measure import energy
+from spikedet.progress import progress
 from spikedet.snn.neurons import SpikingNeuron
 from spikedet.snn.spikes import SpikeTrain
 
@@ -95,7 +96,8 @@ def analyze(yolo: SpikeYOLO, files: list[str], output: str | Path, *, imgsz: int
     with energy.measure(yolo.model, counting) as recorder:
         histograms = CodeHistograms(yolo.model, recorder)
         try:
-            for file, _ in yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device):
+            for file, _ in progress(yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device), "analyze",
+                                    len(files)):
                 report = recorder.next_report(constants, str(file))
                 for layer in report.layers:
                     t = layer_totals.setdefault(layer.name, {"name": layer.name, "input": layer.input, "macs": 0.0,
@@ -166,29 +168,36 @@ def _plot_histograms(h: CodeHistograms, path: Path) -> Path:
     for ax, name in zip(axes.flat, pick):
         counts = h.hist[name]
         total = counts.sum()
-        ax.bar(np.arange(len(counts)), counts / max(total, 1), width=1.0, color="tab:blue")
+        used = np.flatnonzero(counts)
+        top = int(used.max()) if used.size else 0  # the axis ends at the largest code emitted, not at L
+        ax.bar(np.arange(top + 1), counts[: top + 1] / max(total, 1), width=1.0, color="tab:blue")
         ax.set_yscale("log")
-        ax.set_xlim(-0.5, len(counts) - 0.5)
-        ax.set_title(f"{_short(name)}: 99% of codes <= {_p99(counts)} of L={h.levels[name]}", fontsize=8)
+        ax.set_xlim(-0.5, max(top, 1) + 0.5)
+        ax.set_title(f"{_short(name)}: 99% <= {_p99(counts)}, max {top} of L={h.levels[name]}", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(pick):]:
         ax.axis("off")
-    fig.suptitle("Emitted integer codes per neuron layer (fraction, log scale)", fontsize=11)
-    fig.supxlabel("code q", fontsize=9)
+    which = (f"all {len(names)} neuron layers" if len(pick) == len(names) else
+             f"{len(pick)} of {len(names)} neuron layers, evenly spaced (all layers: firing_rates.csv)")
+    fig.suptitle(f"Emitted integer codes per neuron layer (fraction, log scale): {which}", fontsize=11)
+    fig.supxlabel("code q (axis up to the largest code emitted)", fontsize=9)
     return _save(fig, path)
 
 
 def _plot_usage(rows: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.12), 4))
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.16), 5))
     x = np.arange(len(rows))
-    ax.plot(x, [r["range_used"] for r in rows], label="99th-percentile code / L", color="tab:blue")
-    ax.plot(x, [r["zero_fraction"] for r in rows], label="fraction of zero codes", color="tab:gray")
-    ax.plot(x, [r["saturated_fraction"] for r in rows], label="fraction at L (saturated)", color="tab:red")
+    ax.plot(x, [r["range_used"] for r in rows], marker=".", label="99th-percentile code / L", color="tab:blue")
+    ax.plot(x, [r["zero_fraction"] for r in rows], marker=".", label="fraction of zero codes", color="tab:gray")
+    ax.plot(x, [r["saturated_fraction"] for r in rows], marker=".", label="fraction at L (saturated)", color="tab:red")
+    ax.set_xticks(x, [_short(r["neuron"]) for r in rows], rotation=90, fontsize=6)
+    ax.set_xlim(-0.5, len(rows) - 0.5)
     ax.set_xlabel("neuron layer (forward order)")
     ax.set_ylim(0, 1)
-    ax.set_title("How much of each neuron's code range is used")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"How much of each neuron's code range is used ({len(rows)} neuron layers)")
     ax.legend(fontsize=8)
     return _save(fig, path)
 

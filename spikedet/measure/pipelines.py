@@ -15,12 +15,14 @@ the commands' defaults (the CLI reads them from these signatures).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from spikedet.assets import resolve_weights
 from spikedet.convert.bitplane import spiking
 from spikedet.engine.device import select_device
+from spikedet.engine.results import Detection, detections, image_record
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.io.images import check_imgsz, default_image, image_files, model_stride
 from spikedet.io.weights import load_model
@@ -30,6 +32,7 @@ from spikedet.measure.opcount import layer_table
 from spikedet.model.detection import describe_model
 from spikedet.nn.conv import SpikeConv
 from spikedet.nn.mode import is_reparameterized
+from spikedet.progress import progress
 
 
 def model_info(model: str | Path = "spikeyolo-n.yaml", imgsz: int | list[int] = 640, device: str | None = None) -> dict:
@@ -69,13 +72,33 @@ def _sources(source: str | Path | None) -> list[str]:
 
 @dataclass
 class ImageEnergy:
-    """One image's energy report and how many objects were detected on it."""
+    """One image: its energy report, its size and what was detected on it."""
 
     report: energy.EnergyReport
-    detections: int
+    detections: list[Detection]
+    width: int = 0
+    height: int = 0
 
     def to_dict(self) -> dict:
-        return {**self.report.to_dict(layers=True), "detections": self.detections}
+        """The one image record (:func:`~spikedet.engine.results.image_record`), the full report under ``energy``."""
+        return image_record(self.width, self.height, self.detections, path=self.report.image,
+                            energy=self.report.to_dict(layers=True))
+
+
+def predict_records(yolo: SpikeYOLO, energy_per_image: bool = False, constants: EnergyConstants | None = None,
+                    **predict_args) -> Iterator[tuple[object, list[Detection], energy.EnergyReport | None]]:
+    """``(Results, detections, energy report or None)`` per image of Ultralytics' own ``predict`` loop
+    (``predict_args`` are its settings: source, save, imgsz ...); with ``energy_per_image`` the model runs in
+    spike mode and each image comes with its energy report."""
+    if not energy_per_image:
+        for r in yolo.predict(**predict_args, stream=True):
+            yield r, detections(r), None
+        return
+    yolo.model = spiking(yolo.model, "integer")
+    constants = constants or EnergyConstants()
+    with energy.measure(yolo.model, "auto") as recorder:
+        for r in yolo.predict(**predict_args, stream=True):
+            yield r, detections(r), recorder.next_report(constants, r.path)
 
 
 def measure_energy(weights: str | Path | None = None, source: str | Path | None = None, *, imgsz: int = 640,
@@ -96,8 +119,10 @@ def measure_energy(weights: str | Path | None = None, source: str | Path | None 
     yolo = spiking_yolo(weights, path, imgsz)
     results = []
     with energy.measure(yolo.model, counting) as recorder:
-        for file, r in yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device):
-            results.append(ImageEnergy(recorder.next_report(constants, file), len(r.boxes)))
+        for file, r in progress(yolo.predict_files(files, imgsz=imgsz, conf=conf, device=device), "energy",
+                                len(files)):
+            h, w = r.orig_shape[:2]
+            results.append(ImageEnergy(recorder.next_report(constants, file), detections(r), w, h))
     return results
 
 

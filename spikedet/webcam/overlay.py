@@ -1,4 +1,5 @@
-"""Drawing a detection result on a video frame: boxes with labels, FPS and the frame's energy."""
+"""Drawing a detection result on a video frame: boxes as ``predict`` draws them (Ultralytics' ``Annotator``,
+its colours and labels), and FPS and the frame's energy in a strip below the picture, never over a box."""
 
 from __future__ import annotations
 
@@ -7,46 +8,46 @@ import math
 import cv2
 import numpy as np
 
+from spikedet.offline import import_ultralytics
 
-def _color(class_id: int) -> tuple[int, int, int]:
-    hue = (class_id * 47) % 180
-    bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
-    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+import_ultralytics()
+
+from ultralytics.utils.plotting import Annotator, colors
 
 
-def _label(frame: np.ndarray, text: str, x: int, y: int, color, scale: float, thickness: int) -> None:
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    y = max(y, h + base + 2)
-    cv2.rectangle(frame, (x, y - h - base - 2), (x + w + 4, y), color, -1)
-    ink = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
-    cv2.putText(frame, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, thickness, cv2.LINE_AA)
+def stats_lines(result: dict, fps: float | None = None) -> list[str]:
+    """The overlay's text: FPS and objects, then the frame's energy (SNN vs ANN, compute-only convention)."""
+    lines = []
+    n = len(result.get("detections", []))
+    if fps is not None:
+        lines.append(f"{fps:.1f} FPS   {n} object{'' if n == 1 else 's'}")
+    e = result.get("energy", {})
+    if e:
+        eff = e.get("efficiency")
+        lines.append(f"SNN {e.get('snn_mJ', 0):.2f} mJ/frame   ANN {e.get('ann_mJ', 0):.2f} mJ"
+                     + (f"   {eff:.1f}x" if isinstance(eff, (int, float)) and math.isfinite(eff) else ""))
+    return lines
 
 
 def annotate(frame: np.ndarray, result: dict, fps: float | None = None) -> np.ndarray:
-    """Draw the boxes of ``result`` (``DetectionResult.to_dict()``), the FPS and the energy on ``frame``."""
-    h, w = frame.shape[:2]
-    scale = max(0.4, min(1.2, w / 1000))
-    thick = max(1, round(scale * 2))
+    """``frame`` with the boxes of ``result`` (``DetectionResult.to_dict()``) drawn as ``predict`` draws them and,
+    when there is any, a strip of stats added below it (the returned frame is that much taller)."""
+    annotator = Annotator(frame, pil=False, example="abc")
     for d in result.get("detections", []):
         b = d["box"]
-        color = _color(int(d["class_id"]))
-        p1, p2 = (int(b["x1"]), int(b["y1"])), (int(b["x2"]), int(b["y2"]))
-        cv2.rectangle(frame, p1, p2, color, thick + 1)
-        _label(frame, f"{d['name']} {d['confidence']:.2f}", p1[0], p1[1], color, scale * 0.8, thick)
-    e = result.get("energy", {})
-    lines = []
-    if fps is not None:
-        n = len(result.get("detections", []))
-        lines.append(f"{fps:.1f} FPS  {n} object{'' if n == 1 else 's'}")
-    if e:
-        eff = e.get("efficiency")
-        lines.append(f"SNN {e.get('snn_mJ', 0):.2f} mJ  ANN {e.get('ann_mJ', 0):.2f} mJ"
-                     + (f"  {eff:.1f}x" if isinstance(eff, (int, float)) and math.isfinite(eff) else ""))
-    y = 0
-    for text in lines:
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        y += th + base + 8
-        overlay = frame[max(0, y - th - base - 6):y + 2, 0:min(w, tw + 14)]
-        overlay[:] = (overlay * 0.35).astype(np.uint8)  # darken behind the text
-        cv2.putText(frame, text, (7, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return frame
+        annotator.box_label([b["x1"], b["y1"], b["x2"], b["y2"]], f"{d['name']} {d['confidence']:.2f}",
+                            color=colors(int(d["class_id"]), True))
+    frame = annotator.result()
+    lines = stats_lines(result, fps)
+    if not lines:
+        return frame
+    w = frame.shape[1]
+    scale = max(0.45, min(1.0, w / 1000))
+    thick = max(1, round(scale * 2))
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    step = th + base + 8
+    strip = np.full((step * len(lines) + 6, w, 3), 24, np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(strip, text, (8, step * (i + 1) - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                    thick, cv2.LINE_AA)
+    return np.vstack([frame, strip])

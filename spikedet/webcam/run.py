@@ -93,7 +93,7 @@ def run(
             instant = 1.0 / max(now - last, 1e-6)
             fps = instant if fps is None else 0.9 * fps + 0.1 * instant
             last = now
-            annotate(frame, result, fps)
+            frame = annotate(frame, result, fps)
             if size is None:
                 size = (frame.shape[1], frame.shape[0])  # the video keeps the first frame's size
             if writer is None and output is not None:

@@ -46,3 +46,31 @@ def test_onnx_matches_pytorch_on_coco8(tmp_path):
             m, c = detection_agreement(torch.from_numpy(y), model(image[None])[0])
             matched, compared = matched + m, compared + c
     assert compared >= 5 and matched / compared >= 0.7
+
+
+def test_onnx_carries_ultralytics_metadata_so_yolo_shows_class_names(tmp_path, coco8_val_images):
+    """YOLO("x.onnx") reads names, stride, size and task from the file; the input stays float [0, 1] and
+    output0 stays the first output, whatever else the graph carries."""
+    import onnx
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.nn.backends.base import BaseBackend
+
+    from spikedet.convert.bitplane import spiking
+    from spikedet.convert.onnx import export_onnx
+    from spikedet.io.weights import load_model
+
+    model = spiking(load_model("spikeyolo-t.yaml").eval(), "integer")
+    model.names = {i: f"thing{i}" for i in range(len(model.names))}
+    for codes in (False, True):
+        out = export_onnx(model, tmp_path / f"t{int(codes)}.onnx", imgsz=64, with_codes=codes)
+        graph = onnx.load(str(out))
+        assert graph.graph.output[0].name == "output0" and graph.graph.input[0].name == "images"
+        assert graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        meta = BaseBackend.read_metadata(out)
+        assert meta["task"] == "detect" and meta["stride"] == "32" and meta["imgsz"] == "[64, 64]"
+    yolo = YOLO(str(tmp_path / "t0.onnx"), task="detect")
+    result = yolo.predict(str(next(coco8_val_images.glob("*.jpg"))), imgsz=64, conf=0.0, verbose=False)[0]
+    assert result.names == model.names
+    assert len(result.boxes) > 0 and all(result.names[int(c)].startswith("thing") for c in result.boxes.cls)
+    assert torch.isfinite(result.boxes.xyxy).all()

@@ -23,7 +23,7 @@ def test_convert_command_writes_a_model_that_loads_everywhere(trained_checkpoint
     model = load_safetensors(out)
     assert model.converted and model.spike_path == "integer"
     proc = subprocess.run(
-        [sys.executable, "-m", "spikedet", "predict", f"model={out}", f"source={coco8_val_images}", "imgsz=96", "--json"],
+        [sys.executable, "-m", "spikedet", "predict", f"model={out}", f"source={coco8_val_images}", "imgsz=96", "save=False", "--json"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

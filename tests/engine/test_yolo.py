@@ -43,3 +43,23 @@ def test_checkpoint_reloads_in_a_fresh_process_through_spikeyolo_and_plain_yolo(
     assert results["spikedet"]["type"] == results["ultralytics"]["type"] == "SpikeDetectionModel"
     assert results["spikedet"]["out"] == results["ultralytics"]["out"]
     assert sum(len(o) for o in results["spikedet"]["out"]) > 0
+
+
+def test_python_resolves_the_names_the_cli_resolves_from_any_folder(tmp_path, monkeypatch):
+    """SpikeYOLO(name) and Detector(name) take what `spikedet ... model=name` takes: shipped weights by name or
+    by their checkout path, model YAMLs with a scale, .safetensors; and ultralytics.YOLO takes a SpikeYOLO."""
+    from ultralytics import YOLO
+
+    from spikedet.assets import asset_dir
+    from spikedet.detector import Detector
+    from spikedet.engine.yolo import SpikeYOLO
+
+    monkeypatch.chdir(tmp_path)
+    shipped = asset_dir("weights") / "yolov5n-a2s.safetensors"
+    for name in ("yolov5n-a2s.safetensors", "weights/yolov5n-a2s.safetensors", str(shipped)):
+        assert SpikeYOLO(name).ckpt_path == str(shipped)
+        assert Detector(name).weights == shipped
+    assert SpikeYOLO("models/spikeyolo-t.yaml").model.yaml["scale"] == "t"
+    assert Detector("spikeyolo-t.yaml").module.yaml["scale"] == "t"
+    wrapped = YOLO(SpikeYOLO("yolov5n-a2s.safetensors"))
+    assert wrapped.model.names[0] == "person" and wrapped.ckpt_path == str(shipped)

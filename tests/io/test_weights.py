@@ -70,3 +70,18 @@ def test_a_foreign_safetensors_file_is_named_as_such(tmp_path):
 def test_missing_weights_name_the_file():
     with pytest.raises(SpikedetError, match="weights file 'nothere.safetensors' not found"):
         load_model("nothere.safetensors")
+
+
+def test_saved_weights_have_normal_permissions(tmp_path):
+    """safetensors' own save_file makes 0600 files; ours follow the umask like any file a tool writes."""
+    import os
+
+    from spikedet.io.weights import load_model, save_model
+
+    previous = os.umask(0o022)
+    try:
+        path = save_model(load_model("spikeyolo-t.yaml", allow_pickle=False), tmp_path / "sub" / "t.safetensors")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert load_model(path, allow_pickle=False).names == load_model("spikeyolo-t.yaml", allow_pickle=False).names

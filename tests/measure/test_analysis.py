@@ -78,3 +78,28 @@ def test_analyze_weights_is_the_analyze_command(tmp_path, coco8_val_images):
     source = sorted(coco8_val_images.glob("*.jpg"))[0]
     written = analyze_weights(source=source, output=tmp_path / "a", imgsz=64)
     assert written["analysis_json"] == tmp_path / "a" / "analysis.json" and written["code_usage"].stat().st_size > 1000
+
+
+def test_plots_say_which_layers_they_show_and_cut_axes_to_the_codes_used(tmp_path, monkeypatch):
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from spikedet.measure import analysis
+
+    figures = []
+    monkeypatch.setattr(analysis, "_save", lambda fig, path: figures.append(fig) or path)
+    names = [f"model.{i}.cv1.neuron" for i in range(20)]
+    hist = {n: np.bincount([0, 1, 1, 5 + i], minlength=400).astype(float) for i, n in enumerate(names)}
+    analysis._plot_histograms(types.SimpleNamespace(hist=hist, levels={n: 399 for n in names}), tmp_path / "h.png")
+    fig = figures.pop()
+    assert "16 of 20 neuron layers" in fig._suptitle.get_text()
+    first = fig.axes[0]
+    assert first.get_xlim()[1] == 5.5 and "max 5 of L=399" in first.get_title()  # not out to L
+    rows = [{"neuron": n, "range_used": 0.5, "zero_fraction": 0.1, "saturated_fraction": 0.0} for n in names]
+    analysis._plot_usage(rows, tmp_path / "u.png")
+    labels = [t.get_text() for t in figures.pop().axes[0].get_xticklabels()]
+    assert labels == [f"{i}.cv1" for i in range(20)]  # layer names ("model." and ".neuron" dropped), not indices

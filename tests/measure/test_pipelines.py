@@ -16,7 +16,11 @@ def test_energy_command_prints_one_json_object_per_image(trained_checkpoint, coc
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    reports = json.loads(proc.stdout)
+    records = json.loads(proc.stdout)
+    # one record per image, the service's shape: image path and size, the detections, the full report under energy
+    assert [r["image"]["path"] for r in records] == [str(p) for p in sorted(coco8_val_images.glob("*.jpg"))]
+    assert all(r["image"]["width"] > 0 and isinstance(r["detections"], list) for r in records)
+    reports = [r["energy"] for r in records]
     assert len(reports) == 4 and all(r["constants"]["e_ac_pj"] == 0.5 for r in reports)
     # each image is measured on its own: the same figures as when it is given alone
     first = sorted(coco8_val_images.glob("*.jpg"))[0]
@@ -24,7 +28,7 @@ def test_energy_command_prints_one_json_object_per_image(trained_checkpoint, coc
         [sys.executable, "-m", "spikedet", "energy", str(trained_checkpoint), f"source={first}", "imgsz=64", "e_ac=0.5", "--json"],
         capture_output=True, text=True, timeout=600,
     )
-    assert json.loads(alone.stdout)[0]["snn_mJ"] == pytest.approx(reports[0]["snn_mJ"])
+    assert json.loads(alone.stdout)[0]["energy"]["snn_mJ"] == pytest.approx(reports[0]["snn_mJ"])
     for r in reports:
         assert r["efficiency"] == pytest.approx(r["ann_mJ"] / r["snn_mJ"])
         assert r["snn_mJ"] == pytest.approx(sum(l["energy_mJ"] for l in r["layers"]))
@@ -36,7 +40,7 @@ def test_energy_command_reports_every_model_and_leads_with_the_chosen_one(traine
     base = [sys.executable, "-m", "spikedet", "energy", str(trained_checkpoint), f"source={first}", "imgsz=64"]
     proc = subprocess.run([*base, "e_int_add=0.2", "--json"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout)[0]
+    report = json.loads(proc.stdout)[0]["energy"]
     models = report["energy_models"]
     assert set(models) == {"convention", "integer", "memory", "spikeyolo"}
     assert models["convention"]["snn_mJ"] == report["snn_mJ"]  # the top level stays the field's convention

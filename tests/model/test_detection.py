@@ -81,3 +81,22 @@ def test_with_neuron_keeps_the_weights_and_switches_every_neuron():
         paper = ilif.with_neuron({"type": "IBRALIF", "D": 5.11, "N": 100}).eval()  # the paper's: another function
         assert not torch.allclose(ilif(x)[0], paper(x)[0])
     assert all(n.L == 511 and n.T == 1 for _, n in paper.neurons())
+
+
+def test_the_fused_summary_explains_its_parameter_count(caplog):
+    """Re-parameterizing merges chains into dense 3x3 convs: more parameters, the same function, said so."""
+    import logging
+
+    from spikedet.model.detection import SpikeDetectionModel
+
+    model = SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval()
+    trained = sum(p.numel() for p in model.parameters())
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(caplog.handler)
+    try:
+        model.fuse(verbose=True, imgsz=64)
+    finally:
+        logger.removeHandler(caplog.handler)
+    merged = sum(p.numel() for p in model.parameters())
+    assert merged > trained
+    assert f"{merged:,} parameters run where {trained:,} were trained" in caplog.text

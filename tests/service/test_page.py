@@ -140,3 +140,35 @@ def test_page_draws_boxes_of_a_dropped_image(page):
         page.wait_for_selector("#status[data-state=done]", timeout=TIMEOUT_MS)
         assert canvas_pixel(page, 80, 160)[:3] == [250, 250, 250]
     assert page.problems == []
+
+
+def test_page_tries_the_sample_image_and_offers_the_annotated_image_and_json(page, tmp_path_factory, tmp_path):
+    weights = tiny_weights(tmp_path_factory.getbasetemp() / "spikedet-tiny.safetensors")
+    with BackgroundServer(create_app(Settings(weights=str(weights), imgsz=160))) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("#status[data-state=ready]", timeout=TIMEOUT_MS)
+        page.click("#sample")
+        page.wait_for_selector("#status[data-state=done]", timeout=TIMEOUT_MS)
+        size = page.evaluate("(() => { const c = document.getElementById('canvas'); return [c.width, c.height]; })()")
+        assert size == [810, 1080]  # bus.jpg, served by the service from Ultralytics' assets
+        wait_until(page, "!!document.getElementById('download-image').href")
+        with page.expect_download() as json_download:
+            page.click("#download-json")
+        saved = tmp_path / "answer.json"
+        json_download.value.save_as(str(saved))
+        import json
+
+        answer = json.loads(saved.read_text())
+        assert json_download.value.suggested_filename == "bus-detections.json"
+        assert answer["image"] == {"width": 810, "height": 1080} and "energy" in answer and "detections" in answer
+        with page.expect_download() as png_download:
+            page.click("#download-image")
+        png = tmp_path / "annotated.png"
+        png_download.value.save_as(str(png))
+        assert png_download.value.suggested_filename == "bus-detections.png"
+        assert Image.open(png).size == (810, 1080)
+        shot = tmp_path / "sample.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("SPIKEDET_SCREENSHOT"):
+            shutil.copy(shot, Path(os.environ["SPIKEDET_SCREENSHOT"]).with_name("page-sample.png"))
+    assert page.problems == []

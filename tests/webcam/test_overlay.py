@@ -5,14 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def test_annotate_draws_boxes_fps_and_energy():
+def test_annotate_draws_boxes_as_predict_does_and_keeps_the_stats_below_the_picture():
+    from ultralytics.utils.plotting import colors
+
     from spikedet.webcam import annotate
 
     frame = np.zeros((240, 320, 3), np.uint8)
     result = {"detections": [{"class_id": 0, "name": "person", "confidence": 0.9,
-                              "box": {"x1": 100, "y1": 100, "x2": 200, "y2": 200}}],
+                              "box": {"x1": 10, "y1": 10, "x2": 200, "y2": 200}}],
               "energy": {"snn_mJ": 1.25, "ann_mJ": 5.0, "efficiency": 4.0}}
-    annotate(frame, result, fps=12.5)
-    assert frame[150, 100].any() and frame[150, 200].any()  # the box's left and right edges
-    assert frame[5:40, 5:200].any()  # the FPS / energy text at the top left
-    assert not frame[150, 150].any()  # inside the box is untouched
+    out = annotate(frame, result, fps=12.5)
+    assert out.shape[1] == 320 and out.shape[0] > 240  # a strip of stats below, not text over the boxes
+    assert tuple(int(v) for v in out[100, 10]) == colors(0, True)  # the box edge in predict's colour for class 0
+    assert not out[100:190, 30:190].any()  # inside the box is untouched
+    assert out[240:].std() > 10  # text on the strip
+    plain = annotate(np.zeros((240, 320, 3), np.uint8), {"detections": []})
+    assert plain.shape == (240, 320, 3)  # no stats to show: the frame keeps its size
