@@ -16,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -52,7 +53,7 @@ WORKER = textwrap.dedent(
     trainer.add_callback("on_train_start", on_train_start)
     trainer.add_callback("on_train_epoch_end", on_train_epoch_end)
     trainer.train()
-    record.update(final=parameters(trainer), world_size=trainer.world_size,
+    record.update(final=parameters(trainer), world_size=trainer.world_size, local_rank=int(os.environ["LOCAL_RANK"]),
                   map50=float(trainer.metrics["metrics/mAP50(B)"]) if trainer.metrics else -1.0)
     torch.save(record, f"{out}/rank{rank}.pt")
     """
@@ -65,7 +66,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_cpu_processes_train_to_identical_parameters(tmp_path, coco8_yaml):
+LAYOUTS = {
+    "one node of two processes": [["--nnodes", "1", "--nproc_per_node", "2"]],
+    # two torchrun agents on this machine stand for two nodes: WORLD_SIZE 2, LOCAL_RANK 0 on both
+    "two nodes of one process": [["--nnodes", "2", "--node_rank", str(i), "--nproc_per_node", "1"] for i in (0, 1)],
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_two_cpu_processes_train_to_identical_parameters(layout, tmp_path, coco8_yaml):
     data_dir = os.path.dirname(coco8_yaml)
     spec = yaml.safe_load(Path(coco8_yaml).read_text())
     data = tmp_path / "coco8-all.yaml"  # all 8 images for training: two batches of 2 per process and epoch
@@ -76,13 +85,24 @@ def test_two_cpu_processes_train_to_identical_parameters(tmp_path, coco8_yaml):
     worker.write_text(WORKER)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(worker), str(tmp_path), str(data), str(tmp_path / "runs")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    port = str(_free_port())
+    agents = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", *nodes, "--master_addr", "127.0.0.1", "--master_port", port,
+             str(worker), str(tmp_path), str(data), str(tmp_path / "runs")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        )
+        for nodes in LAYOUTS[layout]
+    ]
+    try:
+        logs = [agent.communicate(timeout=600)[0] for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    assert all(agent.returncode == 0 for agent in agents), "\n".join(log[-4000:] for log in logs)
 
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [r["local_rank"] for r in ranks] == ([0, 1] if len(LAYOUTS[layout]) == 1 else [0, 0])
     for r in ranks:
         assert r["world_size"] == 2 and r["wrapped"] == "DistributedDataParallel"
         assert r["amp"] is False  # rank 0's AMP check (off on CPU) holds on every rank: all train in float32
