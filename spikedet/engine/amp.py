@@ -1,13 +1,13 @@
 """Precision rules of training and of every metric spikedet reports.
 
 - **Metrics in float32.** A spiking network's codes are ``round(U * N)``: float16 moves some ``U`` across a
-  rounding boundary, and the flips cascade (about 14 % of codes on a random spikeyolo-t under CPU float16
-  autocast, 34 % under bfloat16). Ultralytics validates in float16 on a GPU (under autocast inside training
+  rounding boundary, and the flips cascade (``benchmarks/precision.py`` measures how many). Ultralytics validates in float16 on a GPU (under autocast inside training
   when AMP is on; with ``half=True`` / ``quantize=16`` in ``val`` and ``predict``). spikedet validates and
   predicts spiking networks in float32 (:func:`float32_validation`, :func:`keep_float32`), so the mAP and the
   energy it reports are those of the network that gets converted.
-- **No bfloat16 training for neurons above 256 codes** (:func:`check_training_precision`): bfloat16 cannot tell
-  codes above 256 apart (:data:`~spikedet.snn.neurons.BFLOAT16_EXACT_CODES`).
+- **No bfloat16 training of neurons whose codes it merges** (:func:`check_training_precision`): bfloat16 keeps
+  8 significant bits, so no code above 256 survives, and IBRA-LIF's values ``q / 100`` merge from code 202 up
+  (:meth:`~spikedet.snn.code.SpikeCode.first_merged_code`).
 - **An AMP self-check that needs no download.** Ultralytics checks AMP on CUDA by downloading a YOLO model and
   comparing its FP32 and AMP detections. spikedet runs the same comparison on the model being trained: one
   forward pass on a fixed image in FP32 and under autocast; AMP stays on when the raw head outputs agree.
@@ -24,7 +24,8 @@ from ultralytics.utils import LOGGER, colorstr
 
 from spikedet.errors import SpikedetError
 from spikedet.nn.mode import has_neurons
-from spikedet.snn.neurons import BFLOAT16_EXACT_CODES, SpikingNeuron
+from spikedet.snn.code import fmt_number
+from spikedet.snn.neurons import SpikingNeuron
 
 #: Why spiking networks are measured in float32 (logged when a float16 request is set aside).
 FLOAT32_REASON = "float16 flips neuron codes and the flips cascade"
@@ -100,12 +101,13 @@ def float32_validation(trainer):
 
 
 def check_training_precision(model: torch.nn.Module, amp_setting) -> None:
-    """Refuse bfloat16 training (``amp='bf16'``) of a model whose neurons have more than 256 codes."""
+    """Refuse bfloat16 training (``amp='bf16'``) of a model with a neuron whose codes bfloat16 merges."""
     if amp_setting != "bf16":
         return
-    levels = max((m.L for m in model.modules() if isinstance(m, SpikingNeuron)), default=0)
-    if levels > BFLOAT16_EXACT_CODES:
-        raise SpikedetError(
-            f"amp='bf16' cannot represent neuron codes above {BFLOAT16_EXACT_CODES} (this model's go to {levels}): "
-            "train with amp=True (float16 with loss scaling) or amp=False"
-        )
+    for m in model.modules():
+        if isinstance(m, SpikingNeuron) and (merged := m.code.first_merged_code(torch.bfloat16)) is not None:
+            raise SpikedetError(
+                f"amp='bf16' merges neuron codes: bfloat16 keeps 8 significant bits, so codes from {merged} up (of "
+                f"0..{m.L}, N={fmt_number(m.code.n)}) round onto their neighbours; train with amp=True (float16 with "
+                "loss scaling) or amp=False"
+            )

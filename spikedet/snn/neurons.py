@@ -53,7 +53,6 @@ from spikedet.snn.spikes import SpikeTrain
 
 __all__ = [
     "A2SNeuron",
-    "BFLOAT16_EXACT_CODES",
     "IBRALIF",
     "ILIF",
     "LIF",
@@ -65,10 +64,6 @@ __all__ = [
 ]
 
 Rounding = Literal["nearest", "floor"]
-
-#: bfloat16 keeps 8 significant bits: it tells every code 0..256 apart, but above 256 neighbouring codes (and the
-#: values ``q / N`` they stand for) collapse onto one another (IBRA-LIF's codes go to 511).
-BFLOAT16_EXACT_CODES = 256
 
 
 class _FireSTE(torch.autograd.Function):
@@ -238,13 +233,15 @@ class SpikingNeuron(nn.Module):
         return lo, hi
 
     def _fire(self, u: Tensor) -> Tensor:
-        if u.dtype == torch.bfloat16 and self.L > BFLOAT16_EXACT_CODES:
-            warnings.warn(
-                f"bfloat16 cannot represent codes above {BFLOAT16_EXACT_CODES} and this neuron's go to {self.L}: "
-                "its output is rounded onto fewer levels (train in float32 or with float16 AMP)",
-                stacklevel=2,
-            )
         if u.dtype in (torch.float16, torch.bfloat16):
+            merged = self.code.first_merged_code(u.dtype)
+            if merged is not None:
+                dtype = str(u.dtype).removeprefix("torch.")
+                warnings.warn(
+                    f"{dtype} merges this neuron's codes from {merged} up (L={self.L}, N={fmt_number(self.code.n)}): "
+                    "its output is rounded onto fewer levels (train in float32, or in float16 AMP if it keeps them)",
+                    stacklevel=2,
+                )
             # Codes up to 2**13 and the 1/N grid need float32 precision; AMP gives half inputs.
             return _FireSTE.apply(u.float(), self).to(u.dtype)
         return _FireSTE.apply(u, self)

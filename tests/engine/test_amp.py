@@ -4,6 +4,7 @@ neurons above 256 codes, and the AMP self-check on spikedet's own model."""
 from __future__ import annotations
 
 import logging
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -29,9 +30,9 @@ def ultralytics_warnings():
     LOGGER.removeHandler(handler)
 
 
-def _small_code_model() -> SpikeDetectionModel:
+def _model_with_neuron(spec: dict) -> SpikeDetectionModel:
     cfg = load_model_cfg("spikeyolo-t.yaml")
-    cfg["neuron"] = {"type": "ILIF", "D": 4, "T": 1}  # SpikeYOLO's neuron: 4 codes
+    cfg["neuron"] = spec
     return SpikeDetectionModel(cfg, verbose=False)
 
 
@@ -44,11 +45,13 @@ def _record_first_neuron_inputs(model: torch.nn.Module, seen: list[tuple[torch.d
     )
 
 
-def test_bfloat16_training_is_refused_for_neurons_above_256_codes():
-    with pytest.raises(SpikedetError, match="above 256 .*go to 511"):
+def test_bfloat16_training_is_refused_for_neurons_whose_codes_it_merges():
+    with pytest.raises(SpikedetError, match=r"amp='bf16' merges neuron codes: .* codes from 202 up \(of 0..511, N=100\)"):
         amp.check_training_precision(SpikeDetectionModel("spikeyolo-t.yaml", verbose=False), "bf16")
     amp.check_training_precision(SpikeDetectionModel("spikeyolo-t.yaml", verbose=False), True)  # float16 AMP: fine
-    amp.check_training_precision(_small_code_model(), "bf16")  # 4 codes: bfloat16 tells them apart
+    amp.check_training_precision(_model_with_neuron({"type": "ILIF", "D": 4, "T": 1}), "bf16")  # 4 codes: kept
+    with pytest.raises(SpikedetError, match="codes from 202 up"):  # 255 codes, but N = 100 is no power of two
+        amp.check_training_precision(_model_with_neuron({"type": "IBRALIF", "D": 2.55, "N": 100, "T": 1}), "bf16")
 
 
 def test_the_trainer_refuses_bfloat16_before_training(tmp_path, coco8_yaml):
@@ -63,17 +66,15 @@ def test_the_trainer_refuses_bfloat16_before_training(tmp_path, coco8_yaml):
     assert not (tmp_path / "bf16" / "weights" / "last.pt").exists()
 
 
-def test_a_neuron_warns_when_bfloat16_rounds_its_codes():
+def test_a_neuron_warns_when_half_precision_merges_its_codes():
     x = torch.linspace(0, 5.2, 1000).reshape(1, -1)
-    with pytest.warns(UserWarning, match="bfloat16 cannot represent codes above 256"):
+    with pytest.warns(UserWarning, match=r"bfloat16 merges this neuron's codes from 202 up \(L=511, N=100\)"):
         out = IBRALIF(D=5.11, N=100)(x.bfloat16())
-    codes = torch.unique(torch.round(out.float() * 100))
-    assert len(codes) < 512  # the warning is true: fewer distinct levels come out than the 512 codes
-    import warnings
-
+    assert len(torch.unique(out.float())) < 512  # the warning is true: fewer levels come out than the 512 codes
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ILIF(D=4, N=1)(x.bfloat16())  # 4 codes: exact in bfloat16, no warning
+        assert len(torch.unique(IBRALIF(D=5.11, N=100)(x.half()).float())) == 512  # float16 keeps them all
+        ILIF(D=4)(x.bfloat16())  # 4 codes: bfloat16 keeps them
 
 
 @pytest.mark.parametrize("setting", [{"half": True}, {"quantize": 16}])
