@@ -6,8 +6,9 @@ Rows (each measured in this run; ratios against a baseline measured in the same 
 1. training step time and peak memory of spikeyolo-n and spikeyolo-s (640, batch 16, AMP) against their ANN twins
    (every neuron replaced by ReLU; benchmarks/train_step.py), goal <= 1.10x;
 2. neuron forward + backward, eager and ``torch.compile``d, against ReLU (benchmarks/neuron.py);
-3. a 3-epoch AMP training run of spikeyolo-n on coco128 (``../shared/data/coco128`` when present, else the shipped
-   coco8), whose training loss must fall; its final validation is float32 (spikedet's rule);
+3. a 3-epoch AMP training run of spikeyolo-n on coco128 (``../shared/data/coco128`` when present, else the 64 of its
+   images that gpu_check.sh carries, else the shipped coco8), whose training loss must fall; its final validation
+   is float32 (spikedet's rule);
 4. batch-1 inference latency at 640 of the trained model's ANN twin, integer path and bit-plane path;
 5. agreement of the converted (integer) model's neuron codes between the CPU and CUDA (with CUDA's TF32
    convolutions on, PyTorch's default, and off);
@@ -17,10 +18,10 @@ Rows (each measured in this run; ratios against a baseline measured in the same 
 
 Without CUDA it says so and exits 0. A row whose check breaks reads FAILED with the error; the exit code is then 1.
 
-Usage: ``python benchmarks/gpu_check.py [--skip-compile] [--smoke]`` (``--smoke``: every check but the DDP launch on the
-CPU at a tiny size, to test this script without a GPU). On a bare GPU machine (its own torch, no Ultralytics):
-``bash benchmarks/gpu_check.sh`` installs the wheels carried in ``.whl/`` offline and runs this script (the wheels
-are fetched here first with ``bash benchmarks/gpu_check.sh download``; see that script for what and why).
+Usage: ``python benchmarks/gpu_check.py [--skip-compile] [--smoke]`` (``--smoke``: every check on the CPU at a tiny
+size, to test this script without a GPU). On a bare GPU machine (its own torch, no Ultralytics):
+``bash benchmarks/gpu_check.sh`` installs the wheels carried in ``.gpu_carry/wheels`` offline and runs this script
+(``bash benchmarks/gpu_check.sh download`` fills ``.gpu_carry`` here first; see that script for what and why).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_COCO128 = ROOT.parent / "shared" / "data" / "coco128"
+CARRIED_COCO128 = ROOT / ".gpu_carry" / "coco128"  # what gpu_check.sh download copies from SHARED_COCO128
 
 
 @dataclass(frozen=True)
@@ -151,23 +153,21 @@ def training_run(table: Table, plan: Plan, project: Path) -> Path:
 
     from spikedet import SpikeYOLO
 
-    if (SHARED_COCO128 / "images").is_dir():
-        data, name = _coco128_yaml(project), "coco128"
-    else:
-        data, name = str(ROOT / "data" / "coco8.yaml"), "coco8 (no ../shared/data/coco128 here)"
+    data, name, batch = _training_data(project, plan.batch)
     model = SpikeYOLO("spikeyolo-n.yaml")
     start = time.perf_counter()
-    # nbs=16: an optimizer step every batch (a few batches in all); val=False: only the final epoch validates
-    model.train(data=data, epochs=3, imgsz=plan.imgsz, batch=plan.batch, nbs=plan.batch, device=0 if plan.cuda else "cpu",
-                amp=True, workers=4, seed=0,
-                project=str(project), name="train", exist_ok=True, plots=False, val=False, verbose=False)
+    # AdamW at 0.002 as benchmarks/overfit_coco8.py (Ultralytics' 'auto' picks lr 0.000119 for so few steps);
+    # nbs=batch: an optimizer step every batch; val=False: only the final epoch validates (in float32)
+    model.train(data=data, epochs=3, imgsz=plan.imgsz, batch=batch, nbs=batch, device=0 if plan.cuda else "cpu",
+                amp=True, optimizer="AdamW", lr0=0.002, warmup_epochs=1, workers=4, seed=0, project=str(project),
+                name="train", exist_ok=True, plots=False, val=False, verbose=False)
     minutes = (time.perf_counter() - start) / 60
     with open(project / "train" / "results.csv") as f:
         rows = [{k.strip(): v.strip() for k, v in r.items()} for r in csv.DictReader(f)]
     losses = [sum(float(r[k]) for k in ("train/box_loss", "train/cls_loss", "train/dfl_loss")) for r in rows]
     amp = "on" if model.trainer.amp else "OFF (self-check failed)" if plan.cuda else "off (CPU)"
     metrics = model.trainer.metrics or {}
-    table.add(f"3-epoch training, {name}, AMP {amp}",
+    table.add(f"3-epoch training, {name}, batch {batch}, AMP {amp}",
               "train loss " + " -> ".join(f"{v:.2f}" for v in losses),
               f"{minutes:.1f} min; float32 val mAP50 {float(metrics.get('metrics/mAP50(B)', 0)):.3f}",
               "", "loss falls", "yes" if losses[-1] < losses[0] else "NO")
@@ -175,14 +175,29 @@ def training_run(table: Table, plan: Plan, project: Path) -> Path:
     return best if best.is_file() else project / "train" / "weights" / "last.pt"
 
 
-def _coco128_yaml(project: Path) -> str:
+def _training_data(project: Path, batch: int) -> tuple[str, str, int]:
+    """(data YAML, its description, batch): coco128 from ../shared, else the 64 of its images that
+    gpu_check.sh carries, else all 8 coco8 images (train = val: images that travel with the checkout)."""
+    import shutil
+
     import yaml
 
-    spec = yaml.safe_load((ROOT / "data" / "coco8.yaml").read_text())
-    path = project / "coco128.yaml"
-    images = SHARED_COCO128 / "images" / "train2017"
-    path.write_text(yaml.safe_dump({"train": str(images), "val": str(images), "names": spec["names"]}))
-    return str(path)
+    names = yaml.safe_load((ROOT / "data" / "coco8.yaml").read_text())["names"]
+    for root, label in ((SHARED_COCO128, "coco128"), (CARRIED_COCO128, "coco128, the 64 carried images")):
+        images = root / "images" / "train2017"
+        if images.is_dir():
+            copy = project / "coco128"  # a copy: Ultralytics writes its label cache beside the labels
+            shutil.copytree(images, copy / "images" / "train2017")
+            shutil.copytree(root / "labels" / "train2017", copy / "labels" / "train2017")
+            splits = str(copy / "images" / "train2017")
+            break
+    else:
+        shutil.copytree(ROOT / "data" / "coco8", project / "coco8")
+        splits = [str(project / "coco8" / "images" / s) for s in ("train", "val")]
+        label, batch = "coco8 (no coco128 here), its 8 images", min(batch, 8)
+    path = project / "train-data.yaml"
+    path.write_text(yaml.safe_dump({"train": splits, "val": splits, "names": names}))
+    return str(path), label, batch
 
 
 @functools.lru_cache(maxsize=1)
@@ -299,12 +314,13 @@ def autocast_flips(table: Table, plan: Plan, weights: Path | None) -> None:
                   "float32", "", "", "")
 
 
-def ddp_launch(table: Table, project: Path) -> None:
-    """Row 7: Ultralytics' DDP launcher on every GPU here (a 1-epoch training on coco8)."""
+def ddp_launch(table: Table, plan: Plan, project: Path) -> None:
+    """Row 7: Ultralytics' DDP launcher on every GPU here (a 1-epoch training on coco8; the smoke plan: one CPU
+    process through the one-GPU path)."""
     import torch
 
-    count = torch.cuda.device_count()
-    devices = ",".join(str(i) for i in range(count))
+    count = torch.cuda.device_count() if plan.cuda else 1
+    devices = ",".join(str(i) for i in range(count)) if plan.cuda else "cpu"
     script = (
         "import sys\nfrom spikedet import SpikeYOLO\n"
         f"m = SpikeYOLO('spikeyolo-n.yaml')\n"
@@ -319,7 +335,8 @@ def ddp_launch(table: Table, project: Path) -> None:
             "from ultralytics.utils.dist import ddp_cleanup, generate_ddp_command\n"
             "from spikedet.engine.train import SpikeDetectionTrainer\n"
             f"t = SpikeDetectionTrainer(overrides=dict(model='spikeyolo-n.yaml', data={str(ROOT / 'data' / 'coco8.yaml')!r},"
-            f" epochs=1, imgsz=320, batch=8, device='0', workers=2, project={str(project)!r}, name='ddp', exist_ok=True,"
+            f" epochs=1, imgsz={min(plan.imgsz, 320)}, batch=8, device={devices!r}, workers=2, project={str(project)!r},"
+            " name='ddp', exist_ok=True,"
             " plots=False, val=False))\n"
             "t.world_size = 1\n"
             "cmd, file = generate_ddp_command(t)\n"
@@ -376,9 +393,8 @@ def main(argv=None) -> int:
             code_agreement(table, plan, weights)
         with table.section("autocast flips"):
             autocast_flips(table, plan, weights)
-        if plan.cuda:
-            with table.section("DDP launch"):
-                ddp_launch(table, project)
+        with table.section("DDP launch"):
+            ddp_launch(table, plan, project)
     print(f"\nspikedet GPU check: {where}, torch {torch.__version__}, {(time.perf_counter() - start) / 60:.1f} min")
     table.print()
     return 1 if table.failed else 0

@@ -24,10 +24,10 @@ def test_without_cuda_the_gpu_check_says_so_and_exits_0():
 
 
 def test_the_gpu_runner_without_wheels_says_how_to_get_them(tmp_path):
-    env = dict(os.environ, WHEELS=str(tmp_path / "none"))
+    env = dict(os.environ, CARRY=str(tmp_path / "none"))
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
                           timeout=60, env=env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"no wheels in {tmp_path / 'none'}/: run 'bash benchmarks/gpu_check.sh download' first"
+        f"no wheels in {tmp_path / 'none'}/wheels/: run 'bash benchmarks/gpu_check.sh download' first"
     ]
