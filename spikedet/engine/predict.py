@@ -4,6 +4,9 @@ Ultralytics' predictor runs a deep copy of the model it is given (fusing and mov
 the user's module). A converted model is already the deployed network (re-parameterized, its codes folded
 into the weights: fusing is a no-op), and the forward hooks that count its energy and analyse its codes
 (:func:`spikedet.measure.energy.measure`) are installed on that very module, so it runs as it is.
+
+A spiking network predicts in float32 (``half=True`` is set aside, as in validation): the detections and the
+energy reported are those of the network itself (:mod:`spikedet.engine.amp`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ultralytics.models.yolo.detect import DetectionPredictor  # noqa: E402
 from ultralytics.nn.autobackend import AutoBackend  # noqa: E402
 from ultralytics.utils.torch_utils import attempt_compile, select_device  # noqa: E402
 
+from spikedet.engine import amp  # noqa: E402
 from spikedet.nn.mode import is_converted  # noqa: E402
 
 
@@ -25,6 +29,7 @@ class SpikeDetectionPredictor(DetectionPredictor):
     """Ultralytics' detection predictor; a converted model is run itself, not a copy (see the module docstring)."""
 
     def setup_model(self, model, verbose: bool = True) -> None:
+        amp.keep_float32(self.args, model, "detections and energy")  # as val does: see spikedet.engine.amp
         if not (isinstance(model, nn.Module) and is_converted(model)):
             super().setup_model(model, verbose)
             return

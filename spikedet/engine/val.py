@@ -1,4 +1,4 @@
-"""Validation on Ultralytics' own loop, plus the official COCO evaluation (pycocotools)."""
+"""Validation on Ultralytics' own loop, in float32 for spiking networks, plus the official COCO evaluation (pycocotools)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import_ultralytics()
 from ultralytics.models.yolo.detect import DetectionValidator  # noqa: E402
 from ultralytics.utils import LOGGER  # noqa: E402
 
-from spikedet.engine import coco  # noqa: E402
+from spikedet.engine import amp, coco  # noqa: E402
 
 
 class SpikeDetectionValidator(DetectionValidator):
@@ -24,6 +24,15 @@ class SpikeDetectionValidator(DetectionValidator):
     """
 
     coco_stats: dict | None = None
+
+    def __call__(self, trainer=None, model=None, **kwargs):
+        """Ultralytics' validation; a spiking network runs in float32 even where Ultralytics would use float16
+        (AMP inside training, ``half=True`` / ``quantize=16``): see :mod:`spikedet.engine.amp`."""
+        if trainer is not None:
+            with amp.float32_validation(trainer):
+                return super().__call__(trainer=trainer, model=model, **kwargs)
+        amp.keep_float32(self.args, model if model is not None else self.args.model, "mAP")
+        return super().__call__(trainer=trainer, model=model, **kwargs)
 
     def init_metrics(self, model) -> None:
         if not self.training:

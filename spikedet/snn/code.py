@@ -21,6 +21,7 @@ Encodings and their spike planes (``spike_planes``; ``spike_count`` counts the n
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -62,6 +63,13 @@ def levels_from_range(D: float, N: float) -> int:
             f"D*N must be a whole number of codes: D={D!r} x N={N!r} = {product!r}; nearest valid: {hint}"
         )
     return int(levels)
+
+
+@functools.lru_cache(maxsize=64)
+def _first_merged_code(levels: int, n: float, zero: int, dtype: torch.dtype) -> int | None:
+    values = ((torch.arange(levels + 1, dtype=torch.float64) - zero) / n).to(dtype)
+    merged = torch.nonzero(values[1:] == values[:-1])
+    return int(merged[0]) + 1 if len(merged) else None
 
 
 def fmt_number(x: float) -> str:
@@ -110,6 +118,18 @@ class SpikeCode:
                 raise ValueError("a rest code needs a signed encoding ('signed' or 'naf')")
             if not isinstance(self.rest, int) or not 0 <= self.rest <= self.levels:
                 raise ValueError(f"rest must be an integer code in 0..{self.levels}, got {self.rest!r}")
+
+    def first_merged_code(self, dtype: torch.dtype) -> int | None:
+        """The smallest code whose value ``(q - zero) / N``, rounded to ``dtype``, equals that of the code below
+        it; None when ``dtype`` tells every code apart. bfloat16 keeps 8 significant bits: no code above 256, and
+        with an ``N`` that is not a power of two codes merge sooner (IBRA-LIF's 2.02 and 2.01 are one bfloat16).
+
+            >>> SpikeCode(levels=511, n=100.0).first_merged_code(torch.bfloat16)
+            202
+            >>> SpikeCode(levels=511, n=100.0).first_merged_code(torch.float16) is None
+            True
+        """
+        return _first_merged_code(self.levels, self.n, self.zero, dtype)
 
     @property
     def bits(self) -> int:

@@ -40,6 +40,7 @@ same machinery. The real value a code stands for is ``scale * (q - zero) / N``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -233,6 +234,14 @@ class SpikingNeuron(nn.Module):
 
     def _fire(self, u: Tensor) -> Tensor:
         if u.dtype in (torch.float16, torch.bfloat16):
+            merged = self.code.first_merged_code(u.dtype)
+            if merged is not None:
+                dtype = str(u.dtype).removeprefix("torch.")
+                warnings.warn(
+                    f"{dtype} merges this neuron's codes from {merged} up (L={self.L}, N={fmt_number(self.code.n)}): "
+                    "its output is rounded onto fewer levels (train in float32, or in float16 AMP if it keeps them)",
+                    stacklevel=2,
+                )
             # Codes up to 2**13 and the 1/N grid need float32 precision; AMP gives half inputs.
             return _FireSTE.apply(u.float(), self).to(u.dtype)
         return _FireSTE.apply(u, self)

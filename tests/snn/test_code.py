@@ -77,3 +77,25 @@ def test_unary_planes_are_thermometer_codes():
 def test_bits_match_bit_length():
     for L in (1, 2, 3, 255, 256, 511, 512, 5885):
         assert SpikeCode(L, 1.0).bits == math.floor(math.log2(L)) + 1
+
+
+@pytest.mark.parametrize(
+    ("levels", "n", "merged"),
+    [
+        (511, 100.0, 202),  # IBRA-LIF: 2.01 and 2.02 round to one bfloat16 (spacing 1/64 in [2, 4))
+        (255, 100.0, 202),  # fewer than 256 codes, yet merged: N = 100 is not a power of two
+        (200, 100.0, None),
+        (256, 1.0, None),  # integers up to 256 are exact in bfloat16 ...
+        (257, 1.0, 257),  # ... 257 is not
+        (511, 64.0, 257),  # a power-of-two N keeps q / N as exact as q
+        (4, 1.0, None),  # I-LIF, SpikeYOLO's neuron
+    ],
+)
+def test_bfloat16_merges_codes_where_its_8_significant_bits_run_out(levels, n, merged):
+    code = SpikeCode(levels, n)
+    assert code.first_merged_code(torch.bfloat16) == merged
+    assert code.first_merged_code(torch.float16) is None  # 11 bits: every code up to 2048 apart
+    if merged is not None:  # the definition: that code's value equals the one below it in bfloat16, none before
+        values = (torch.arange(levels + 1, dtype=torch.float64) / n).bfloat16()
+        assert values[merged] == values[merged - 1]
+        assert len(torch.unique(values[:merged])) == merged
