@@ -22,6 +22,7 @@ from tests.service.common import (
     assert_error,
     encode,
     healthy,
+    jpeg_empty_scan,
     png_claiming,
     raw_http,
     rss,
@@ -111,6 +112,10 @@ def test_bad_input_battery(client, server):
         ("wrong field name", client.post("/v1/detect", files={"picture": ("a.jpg", good, "image/jpeg")}), 422),
         ("multipart without boundary", client.post("/v1/detect", content=good,
                                                    headers={"content-type": "multipart/form-data"}), 400),
+        ("multipart boundary of 300 characters", client.post(
+            "/v1/detect", content=b"--" + b"b" * 300 + b"\r\n", headers={"content-type": "multipart/form-data; boundary="
+                                                                             + "b" * 300}), 400),
+        ("JPEG with an empty scan", client.post("/v1/detect", content=jpeg_empty_scan(good), headers=jpeg_header), 400),
         ("malformed multipart", client.post("/v1/detect", content=b"garbage" * 100,
                                             headers={"content-type": "multipart/form-data; boundary=xyz"}), 400),
         ("conf=5", client.post("/v1/detect?conf=5", content=good, headers=jpeg_header), 422),
