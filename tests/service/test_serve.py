@@ -6,6 +6,7 @@ import socket
 
 import httpx
 import pytest
+import torch
 
 from spikedet.assets import asset_dir
 from tests.service.common import SERVER_ENV
@@ -26,6 +27,9 @@ def test_serve_refuses_bad_start_up_in_one_line(tmp_path, capsys, tiny):
             (["serve", "--weights", str(pickle_file)], "--allow-pickle"),
             (["serve", "--weights", str(tiny), "--port", str(busy.getsockname()[1])], "cannot listen"),
             (["serve", "--weights", str(tiny), "imgsz=100"], "multiple of 32"),
+            (["serve", "--weights", str(tiny), "device=foo"], "unknown device"),
+            *([(["serve", "--weights", str(tiny), "device=mps"], "MPS")] if not torch.backends.mps.is_available()
+              else []),
         ]:
             assert main(argv) == 2
             err = capsys.readouterr().err.strip()
