@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from spikedet.service import errors
 from spikedet.service.routes import build_routers
 from spikedet.service.settings import Settings
-from spikedet.service.state import DetectorFactory, ServiceState
+from spikedet.service.state import DetectorFactory, LoadFailure, ServiceState
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The page loads nothing from elsewhere; the policy makes sure of it.
@@ -29,12 +29,14 @@ Every error is JSON `{"error": "..."}`. Limits are settings read from `SPIKEDET_
 """
 
 
-def create_app(settings: Settings | None = None, detector_factory: DetectorFactory | None = None) -> FastAPI:
-    """A service app. ``detector_factory(settings)`` makes a detector (default: ``spikedet.detector.Detector``)."""
+def create_app(settings: Settings | None = None, detector_factory: DetectorFactory | None = None,
+               on_load_failure: LoadFailure | None = None) -> FastAPI:
+    """A service app. ``detector_factory(settings)`` makes a detector (default: ``spikedet.detector.Detector``);
+    ``on_load_failure(message)`` is called if the model fails to load (default: /readyz reports it)."""
     from spikedet import __version__
 
     settings = settings or Settings.from_env()
-    state = ServiceState(settings, detector_factory)
+    state = ServiceState(settings, detector_factory, on_load_failure)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -42,7 +42,8 @@ class Settings:
     device: str = _setting("cpu", "torch device (cpu, 0, ...)")
     workers: int = _setting(1, "model replicas, each run by its own inference thread", 1, 64)
     torch_threads: int = _setting(
-        0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / workers, at least 1)", 0, 256)
+        0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / (workers x processes), at least 1)",
+        0, 256)
     # -- request parameters ----------------------------------------------------------------------
     imgsz: int = _setting(640, f"default inference size (pixels, multiple of {DEFAULT_STRIDE})", IMGSZ_MIN, IMGSZ_MAX)
     imgsz_min: int = _setting(IMGSZ_MIN, "smallest imgsz a request may ask for", IMGSZ_MIN, IMGSZ_MAX)
@@ -67,9 +68,19 @@ class Settings:
     # -- server (spikedet serve) -----------------------------------------------------------------
     host: str = _setting("127.0.0.1", "interface spikedet serve listens on")
     port: int = _setting(8000, "port spikedet serve listens on (0: any free port)", 0, 65535)
+    processes: int = _setting(
+        1, "server processes, each with its own model(s) and its own workers threads, under a supervisor that "
+           "restarts one that dies", 1, 256)
     max_connections: int = _setting(
-        256, "open connections uvicorn accepts before answering 503 itself (plain text); 0: no cap", 0, 1_000_000)
+        256, "open connections per process; past it the one idle longest is closed, and only when all run "
+             "requests does a new one get 503; 0: no cap", 0, 1_000_000)
+    header_timeout_s: float = _setting(
+        10.0, "time a connection has to send a complete request line and headers (408 and closed past it)",
+        0.1, 3600)
     keepalive_s: float = _setting(5.0, "idle keep-alive connections are closed after this many seconds", 0.1, 3600)
+    trusted_hosts: str | None = _setting(
+        None, "comma-separated Host header values accepted (*.example.com allowed; 400 otherwise): a defence "
+              "against DNS rebinding; unset: any host")
     log_level: str = _setting("info", "uvicorn log level (" + ", ".join(LOG_LEVELS) + ")")
 
     def __post_init__(self):
@@ -92,6 +103,8 @@ class Settings:
                 f"{self.imgsz}, {self.imgsz_max}")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"SPIKEDET_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        if self.trusted_hosts is not None and not self.host_patterns:
+            raise SettingsError("SPIKEDET_TRUSTED_HOSTS must name at least one host, e.g. api.example.com,localhost")
         if self.api_key is not None and not self.api_key.isascii():
             raise SettingsError("SPIKEDET_API_KEY must be ASCII (clients send it in an HTTP header)")
         if not self.api_key_header.strip() or any(c in self.api_key_header for c in " :\r\n"):
@@ -114,6 +127,22 @@ class Settings:
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``SPIKEDET_*`` variables (``from_env`` of them gives them back); unset ones left out."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[env_name(f.name)] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return env
+
+    @property
+    def host_patterns(self) -> tuple[str, ...]:
+        """The ``trusted_hosts`` setting as lower-case names (empty: no check)."""
+        if self.trusted_hosts is None:
+            return ()
+        return tuple(h.strip().lower() for h in self.trusted_hosts.split(",") if h.strip())
 
     @property
     def max_body_bytes(self) -> int:
