@@ -32,3 +32,20 @@ def test_openapi_and_docs(client):
     # swagger-ui-bundle is a dependency: the docs page is served locally, nothing from a CDN
     assert "/docs-assets/" in docs.text and "cdn.jsdelivr" not in docs.text
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_docs_page_has_a_policy_that_allows_only_its_own_inline_script(client):
+    import base64
+    import hashlib
+    import re
+
+    docs = client.get("/docs")
+    policy = docs.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-eval" not in policy
+    scripts = re.findall(r"<script>(.*?)</script>", docs.text, flags=re.DOTALL)
+    assert scripts
+    script_src = next(d for d in policy.split(";") if d.strip().startswith("script-src"))
+    assert "unsafe-inline" not in script_src
+    for body in scripts:
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in script_src
