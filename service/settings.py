@@ -58,6 +58,9 @@ class Settings:
     max_pixels: int = _setting(
         25_000_000, "largest image in pixels (width x height), read from the image header before decoding (413)",
         1, 2**40)
+    max_pixels_in_flight: int = _setting(
+        0, "pixels of decoded images held at once across all detect requests (read from their headers before "
+           "decoding); a request that does not fit waits; 0: max_pixels (one largest image at a time)", 0, 2**40)
     max_concurrency: int = _setting(
         4, "requests to /v1/detect admitted at once (uploading, decoding, waiting or running); more get 503", 1, 4096)
     retry_after_s: int = _setting(1, "Retry-After seconds sent with 503 answers", 0, 3600)
@@ -103,6 +106,9 @@ class Settings:
                 f"{self.imgsz}, {self.imgsz_max}")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"SPIKEDET_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        if self.max_pixels_in_flight and self.max_pixels_in_flight < self.max_pixels:
+            raise SettingsError(f"SPIKEDET_MAX_PIXELS_IN_FLIGHT ({self.max_pixels_in_flight}) must be at least "
+                                f"SPIKEDET_MAX_PIXELS ({self.max_pixels})")
         if self.trusted_hosts is not None and not self.host_patterns:
             raise SettingsError("SPIKEDET_TRUSTED_HOSTS must name at least one host, e.g. api.example.com,localhost")
         if self.api_key is not None and not self.api_key.isascii():
@@ -145,6 +151,11 @@ class Settings:
         return tuple(h.strip().lower() for h in self.trusted_hosts.split(",") if h.strip())
 
     @property
+    def pixel_budget(self) -> int:
+        """Pixels of decoded images in flight at once (``max_pixels_in_flight``, 0: ``max_pixels``)."""
+        return self.max_pixels_in_flight or self.max_pixels
+
+    @property
     def max_body_bytes(self) -> int:
         """The most bytes one request body may carry (image plus multipart framing)."""
         return self.max_upload_bytes + self.multipart_overhead_bytes
@@ -154,6 +165,7 @@ class Settings:
         return {
             "max_upload_bytes": self.max_upload_bytes,
             "max_pixels": self.max_pixels,
+            "max_pixels_in_flight": self.pixel_budget,
             "max_concurrency": self.max_concurrency,
             "formats": ["jpeg", "png", "webp", "bmp"],
             "imgsz": {"default": self.imgsz, "min": self.imgsz_min, "max": self.imgsz_max,

@@ -19,6 +19,7 @@ import queue
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import anyio
@@ -51,6 +52,44 @@ def default_torch_threads(workers: int, processes: int = 1) -> int:
     return max(1, ((os.cpu_count() or 1) - 1) // max(1, workers * processes))
 
 
+class PixelBudget:
+    """Pixels of decoded images in flight, at most ``total``: a request takes its image's pixel count (read
+    from the header) before decoding and gives it back when its detection is done; one that does not fit
+    waits, first come first served. It bounds the decoded images' memory across concurrent requests (a
+    25-megapixel image is 75 MB as BGR, and decoding holds two or three copies at once). Event loop only."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.used = 0
+        self._waiting: deque[tuple[int, anyio.Event]] = deque()
+
+    async def acquire(self, pixels: int) -> None:
+        if not self._waiting and self.used + pixels <= self.total:
+            self.used += pixels
+            return
+        entry = (pixels, anyio.Event())
+        self._waiting.append(entry)
+        try:
+            await entry[1].wait()
+        except BaseException:  # cancelled (client gone, timeout): leave the line, or give back what was granted
+            if entry in self._waiting:
+                self._waiting.remove(entry)
+                self._grant()
+            else:
+                self.release(pixels)
+            raise
+
+    def release(self, pixels: int) -> None:
+        self.used -= pixels
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self.used + self._waiting[0][0] <= self.total:
+            pixels, event = self._waiting.popleft()
+            self.used += pixels
+            event.set()
+
+
 class ServiceState:
     def __init__(self, settings: Settings, factory: DetectorFactory | None = None,
                  on_load_failure: LoadFailure | None = None):
@@ -68,6 +107,7 @@ class ServiceState:
         self._thread_setup = threading.local()
         self.decode_limiter: anyio.CapacityLimiter | None = None
         self.infer_limiter: anyio.CapacityLimiter | None = None
+        self.pixel_budget = PixelBudget(settings.pixel_budget)
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -89,7 +129,7 @@ class ServiceState:
                 self._replicas.put(detector)
                 if self.info is None:
                     self.info = detector.info()
-        except BaseException as e:  # noqa: BLE001 -- reported by /readyz, or fatal through on_load_failure
+        except BaseException as e:  # reported by /readyz, or fatal through on_load_failure
             message = f"model failed to load: {first_line(e)}"
             self.error = without_paths(message)
             self.status = "failed"
@@ -137,6 +177,15 @@ class ServiceState:
 
     def release(self) -> None:
         self.in_flight -= 1
+
+    def pixels(self, data: bytes) -> int:
+        """The upload's width x height from its header (nothing decoded); a bad image raises its 4xx."""
+        from spikedet.service.images import open_checked
+
+        _, img = open_checked(data, self.settings.max_pixels)
+        with img:
+            width, height = img.size
+        return width * height
 
     def decode(self, data: bytes) -> tuple[np.ndarray, float]:
         """Run in a worker thread: the upload as a BGR image, and the milliseconds it took."""

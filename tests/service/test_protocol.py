@@ -85,11 +85,10 @@ def test_headers_sent_one_byte_at_a_time_are_timed_out_with_408(fake_app):
 
 
 def test_a_silent_connection_is_closed_after_the_header_timeout(fake_app):
-    with fake_app(header_timeout_s=0.5) as url:
-        with connect(url) as sock:
-            start = time.monotonic()
-            assert sock.recv(100) == b""  # closed, nothing said: it never started a request
-            assert 0.4 < time.monotonic() - start < 5
+    with fake_app(header_timeout_s=0.5) as url, connect(url) as sock:
+        start = time.monotonic()
+        assert sock.recv(100) == b""  # closed, nothing said: it never started a request
+        assert 0.4 < time.monotonic() - start < 5
 
 
 def test_keep_alive_connection_gets_a_fresh_header_timeout_for_each_request(fake_app):
