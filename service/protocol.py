@@ -17,6 +17,7 @@ named in a config that uvicorn's process supervisor sends to its workers.
 
 from __future__ import annotations
 
+import http
 import json
 
 import h11
@@ -43,8 +44,7 @@ def json_response(status: int, message: str, close: bool = True) -> bytes:
     """A complete HTTP/1.1 response with the body ``{"error": message}``, written straight to the socket
     (for answers given outside h11's request/response cycle)."""
     body = json.dumps({"error": message}, separators=(",", ":")).encode()
-    reason = h11.Response(status_code=status, headers=[]).reason or b""
-    head = (f"HTTP/1.1 {status} {reason.decode()}\r\ncontent-type: application/json\r\n"
+    head = (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\n" + ("connection: close\r\n" if close else "") + "\r\n")
     return head.encode("latin-1") + body
 

@@ -5,6 +5,7 @@ server's own answers to malformed requests are JSON."""
 from __future__ import annotations
 
 import contextlib
+import http
 import json
 import socket
 import time
@@ -33,7 +34,7 @@ def send_and_read(url: str, data: bytes, timeout: float = 10) -> bytes:
 
 def json_error(answer: bytes, status: int) -> str:
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer[:300]
+    assert head.startswith(f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode()), answer[:300]
     assert b"content-type: application/json" in head.lower(), head
     error = json.loads(body)["error"]
     assert error and "\n" not in error
