@@ -9,6 +9,9 @@ code-mismatch rate and how many detections agree.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,17 +21,86 @@ import torch
 from torch import nn
 
 from spikedet.convert.verify import detection_agreement
+from spikedet.errors import SpikedetError
 from spikedet.io.outputs import output_file
+from spikedet.nn.conv import SpikeConv
 from spikedet.snn.neurons import SpikingNeuron
+from spikedet.snn.spikes import SpikeTrain
+
+
+#: ONNX metadata key of the spike-count outputs' description (:func:`count_points`)
+COUNTS_KEY = "spikedet.spike_counts"
+
+
+def code_counts(codes: torch.Tensor, spikes_per_code: torch.Tensor) -> torch.Tensor:
+    """``[spikes, silent elements, sum of codes]`` of a spike train (int64 ``[3]``, exact): one lookup
+    (``Gather``) of a ``[codes, 3]`` table and one sum (a per-code histogram by scatter-add was slower)."""
+    table = torch.stack([spikes_per_code, (spikes_per_code == 0).to(torch.int64),
+                         torch.arange(len(spikes_per_code), dtype=torch.int64)], 1).to(codes.device)
+    return table[codes.reshape(-1).to(torch.int64)].sum(0)
+
+
+class _CountPoints:
+    """Forward hooks that count every spike train a conv reads and every train a neuron fires, in call order
+    (the order in which ``measure.energy`` records convs and neurons): ``counts`` (one per distinct codes
+    tensor) and ``points``, what each is for (see :func:`count_points`)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.counts: list[torch.Tensor] = []
+        self.points: list[dict] = []
+        self._seen: dict[tuple, int] = {}
+        self._alive: list[torch.Tensor] = []  # keeps memory from being reused while the pass runs
+        self._convs = self._neurons = 0
+
+    def _index(self, train) -> int:
+        codes = train.codes  # a conv may read a view of what the neuron fired: count it once
+        table = train.code.spike_table().to(torch.int64)
+        # the same memory holds the same codes: a contiguous reshape is the same train
+        shape = tuple(int(n) for n in codes.shape)  # ints: while tracing, sizes are tensors (hashed by identity)
+        layout = ("contiguous", math.prod(shape)) if codes.is_contiguous() else (shape, tuple(codes.stride()))
+        key = (codes.data_ptr(), layout, tuple(table.tolist()))
+        if key not in self._seen:
+            self._seen[key] = len(self.counts)
+            self._alive.append(codes)
+            self.counts.append(code_counts(codes, table))
+        return self._seen[key]
+
+    def _conv(self, conv, args, y) -> None:
+        x = args[0]
+        if not isinstance(x, torch.Tensor):
+            terms = x.terms()
+            shared = {off for i, (_, off) in enumerate(terms) if any(o == off for _, o in terms[:i])}
+            for train, off in terms:
+                self.points.append({"kind": "conv", "record": self._convs, "output": self._index(train),
+                                    "alone": off not in shared})
+        self._convs += 1
+
+    def _neuron(self, neuron, args, out) -> None:
+        if isinstance(out, SpikeTrain):
+            self.points.append({"kind": "neuron", "record": self._neurons, "output": self._index(out)})
+            self._neurons += 1
+
+    def __enter__(self):
+        self.handles = [m.register_forward_hook(self._conv if isinstance(m, SpikeConv) else self._neuron)
+                        for m in self.model.modules() if isinstance(m, (SpikeConv, SpikingNeuron))]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
 
 
 class _Exportable(nn.Module):
-    """The model's decoded output, plus (optionally) every neuron's codes as extra outputs."""
+    """The model's decoded output, plus (optionally) every neuron's codes, or the spike counts of
+    :class:`_CountPoints`, as extra outputs after it."""
 
-    def __init__(self, model: nn.Module, with_codes: bool):
+    def __init__(self, model: nn.Module, with_codes: bool, with_counts: bool = False):
         super().__init__()
         self.model = model
         self.with_codes = with_codes
+        self.with_counts = with_counts
+        self.points: list[dict] = []
 
     def forward(self, x):
         codes = []
@@ -36,27 +108,67 @@ class _Exportable(nn.Module):
         if self.with_codes:
             hooks = [m.register_forward_hook(lambda mod, i, o: codes.append(o.codes))
                      for m in self.model.modules() if isinstance(m, SpikingNeuron)]
+        counter = _CountPoints(self.model) if self.with_counts else contextlib.nullcontext()
         try:
-            y = self.model(x)
+            with counter:
+                y = self.model(x)
         finally:
             for h in hooks:
                 h.remove()
         y = y[0] if isinstance(y, (tuple, list)) else y
+        if self.with_counts:
+            self.points = counter.points
+            return (y, *counter.counts)
         return (y, *codes) if self.with_codes else y
 
 
-def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int = 17, with_codes: bool = False) -> Path:
-    """Write the spike-mode (integer path) ``model`` to ONNX; output ``output0`` is ``[1, 4 + nc, anchors]``."""
+def count_points(path: str | Path) -> list[dict]:
+    """What the spike-count outputs of a graph exported ``with_counts`` hold, in call order. Each count
+    output (``counts0`` ... after ``output0``) is int64 ``[spikes, silent elements, sum of codes]`` of one
+    spike train; each point says where one goes: for each conv that reads spikes, one point per train it
+    reads (``record``: the conv's call index among all convs; ``output``: which count output; ``alone``:
+    whether the train's silence is observable, i.e. no other train is summed into its channels), and for each
+    neuron that fires, one point (``record``: its call index among the neurons that fired)."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if COUNTS_KEY not in meta:
+        raise SpikedetError(f"{Path(path).name} has no spike-count outputs (export it with counts)")
+    return json.loads(meta[COUNTS_KEY])
+
+
+def export_onnx(model: nn.Module, path: str | Path, imgsz: int = 640, opset: int = 17, with_codes: bool = False,
+                with_counts: bool = False) -> Path:
+    """Write the spike-mode (integer path) ``model`` to ONNX; output ``output0`` is ``[1, 4 + nc, anchors]``.
+    ``with_counts``: after ``output0``, the spike counts of every spike train (``counts0``, ...; int64),
+    described in the graph's metadata (:func:`count_points`), so energy can be computed from the graph's own
+    outputs; Ultralytics reads ``output0`` and ignores the rest."""
+    if with_codes and with_counts:
+        raise SpikedetError("export either the codes or their counts, not both")
     path = output_file(path, (".onnx",))
-    wrapper = _Exportable(model, with_codes).eval()
+    wrapper = _Exportable(model, with_codes, with_counts).eval()
     param = next(model.parameters())
     dummy = torch.zeros(1, 3, imgsz, imgsz, dtype=param.dtype, device=param.device)
-    names = ["output0"] + ([f"codes{i}" for i in range(sum(isinstance(m, SpikingNeuron) for m in model.modules()))] if with_codes else [])
+    extra = 0
+    if with_codes:
+        extra = sum(isinstance(m, SpikingNeuron) for m in model.modules())
+    elif with_counts:
+        with torch.no_grad():
+            extra = len(wrapper(dummy)) - 1
+    prefix = "codes" if with_codes else "counts"
+    names = ["output0"] + [f"{prefix}{i}" for i in range(extra)]
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python values baked into the graph
         torch.onnx.export(wrapper, dummy, str(path), opset_version=opset, dynamo=False, input_names=["images"], output_names=names)
     model.eval()  # the exporter restores the wrapper's training flag on every submodule
+    if with_counts:
+        import onnx
+
+        graph = onnx.load(str(path))
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = COUNTS_KEY, json.dumps(wrapper.points)
+        onnx.save(graph, str(path))
     return path
 
 
