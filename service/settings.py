@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from spikedet.detector import BACKENDS
 from spikedet.errors import SpikedetError
 from spikedet.io.images import DEFAULT_STRIDE, IMGSZ_MAX, IMGSZ_MIN
 
@@ -40,6 +41,9 @@ class Settings:
     allow_pickle: bool = _setting(
         False, "accept a pickled .pt checkpoint (unpickling runs code from the file: only for files you trust)")
     device: str = _setting("cpu", "torch device (cpu, 0, ...)")
+    backend: str = _setting(
+        "torch", "torch (PyTorch integer path, energy from hooks) or onnxruntime (the model exported to ONNX at "
+                 "start-up with its spike counts as graph outputs; CPU)")
     workers: int = _setting(1, "model replicas, each run by its own inference thread", 1, 64)
     torch_threads: int = _setting(
         0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / (workers x processes), at least 1)",
@@ -104,6 +108,8 @@ class Settings:
             raise SettingsError(
                 f"need SPIKEDET_IMGSZ_MIN <= SPIKEDET_IMGSZ <= SPIKEDET_IMGSZ_MAX, got {self.imgsz_min}, "
                 f"{self.imgsz}, {self.imgsz_max}")
+        if self.backend not in BACKENDS:
+            raise SettingsError(f"SPIKEDET_BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"SPIKEDET_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         if self.max_pixels_in_flight and self.max_pixels_in_flight < self.max_pixels:

@@ -43,7 +43,7 @@ def default_factory(settings: Settings):
     from spikedet.detector import Detector
 
     return Detector(settings.weights, device=settings.device, allow_pickle=settings.allow_pickle,
-                    restricted=settings.allow_pickle, imgsz=settings.imgsz)
+                    restricted=settings.allow_pickle, imgsz=settings.imgsz, backend=settings.backend)
 
 
 def default_torch_threads(workers: int, processes: int = 1) -> int:

@@ -13,7 +13,7 @@ from spikedet.cli.parser import Invocation, Setting, command, emit_json
 from spikedet.engine.device import select_device
 from spikedet.io.weights import check_weights
 from spikedet.service.server import bind, serve
-from spikedet.service.settings import LOG_LEVELS, Settings
+from spikedet.service.settings import BACKENDS, LOG_LEVELS, Settings
 
 
 def _env_default(name: str, default=None) -> str:
@@ -37,6 +37,8 @@ def _log(text: str) -> None:
         "allow_pickle": Setting("bool", False, "accept a pickled .pt checkpoint (runs code from the file) "
                                                "(default: $SPIKEDET_ALLOW_PICKLE)"),
         "device": Setting("str", None, "torch device " + _env_default("device")),
+        "backend": Setting("choice", None, "run the model on torch or onnxruntime " + _env_default("backend"),
+                           choices=BACKENDS),
         "processes": Setting("int", None, "server processes under a supervisor that restarts a dead one "
                              + _env_default("processes"), minimum=1),
         "workers": Setting("int", None, "model replicas run in parallel by threads of each process "

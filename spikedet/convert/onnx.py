@@ -27,7 +27,6 @@ from spikedet.nn.conv import SpikeConv
 from spikedet.snn.neurons import SpikingNeuron
 from spikedet.snn.spikes import SpikeTrain
 
-
 #: ONNX metadata key of the spike-count outputs' description (:func:`count_points`)
 COUNTS_KEY = "spikedet.spike_counts"
 
