@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikedet.convert.onnx import count_points, export_onnx, spike_counts
 from spikedet.measure.costs import EnergyConstants
 from spikedet.measure.energy import measure
 from spikedet.measure.report import EnergyReport, build_report
@@ -28,14 +29,15 @@ class GraphEnergy:
     """Turns one image's count outputs into an :class:`EnergyReport` (``counting`` is ``auto``: the codes'
     own encodings, as the graph counts them)."""
 
-    def __init__(self, model: nn.Module, imgsz: int, points: list[dict]):
+    def __init__(self, model: nn.Module, imgsz: int, description: dict):
         param = next(model.parameters())
         blank = torch.zeros(1, 3, imgsz, imgsz, dtype=param.dtype, device=param.device)
         with measure(model, "auto", background=False) as recorder, torch.no_grad():
             model(blank)
         self.convs = recorder.passes[-1]
         self.neurons = recorder.neuron_passes[-1]
-        self.points = points
+        self.description = description
+        points = self.points = description["points"]
         counted_convs = {p["record"] for p in points if p["kind"] == "conv"}
         spiking_convs = {i for i, r in enumerate(self.convs) if r.kind != "real"}
         if counted_convs != spiking_convs or len({p["record"] for p in points if p["kind"] == "neuron"}) != len(
@@ -43,10 +45,12 @@ class GraphEnergy:
             raise ValueError("the graph's spike counts do not match this model's convs and neurons")
 
     def report(self, counts: Sequence[np.ndarray], constants: EnergyConstants | None = None) -> EnergyReport:
-        """The report of one image from the graph's count outputs (everything after ``output0``)."""
+        """The report of one image from the graph's count outputs (everything after ``output0``, in either
+        form, see :func:`~spikedet.convert.onnx.count_points`)."""
         convs = [dataclasses.replace(r, spikes=[0.0], silent=[0.0], code_sums=[0.0]) if r.kind != "real" else r
                  for r in self.convs]
         neurons = list(self.neurons)
+        counts = spike_counts(list(counts), self.description)
         for point in self.points:
             spikes, silent, code_sum = (float(v) for v in np.asarray(counts[point["output"]]).reshape(3))
             if point["kind"] == "conv":
@@ -62,14 +66,15 @@ class GraphEnergy:
 
 class GraphSession:
     """The spike-mode ``model`` exported at ``imgsz`` with its spike counts (into ``folder``) and run by ONNX
-    Runtime on the CPU: :meth:`run` gives ``output0`` and the image's energy report from the same run."""
+    Runtime on the CPU: :meth:`run` gives ``output0`` and the image's energy report from the same run.
+    ``form``: ``codes`` (the graph returns every train's codes, counted here: the fast form on ONNX Runtime)
+    or ``counts`` (the graph counts them itself)."""
 
-    def __init__(self, model: nn.Module, imgsz: int, folder, threads: int = 1):
+    def __init__(self, model: nn.Module, imgsz: int, folder, threads: int = 1, form: str = "codes"):
         import onnxruntime as ort
 
-        from spikedet.convert.onnx import count_points, export_onnx
-
-        path = export_onnx(model, f"{folder}/model-{imgsz}.onnx", imgsz=imgsz, with_counts=True)
+        path = export_onnx(model, f"{folder}/model-{imgsz}.onnx", imgsz=imgsz,
+                           with_counts="codes" if form == "codes" else True)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1

@@ -65,7 +65,9 @@ def test_spike_counts_follow_output0_and_ultralytics_still_reads_the_graph(tmp_p
     path = export_onnx(model, tmp_path / "counts.onnx", imgsz=64, with_counts=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    points = count_points(path)
+    description = count_points(path)
+    points = description["points"]
+    assert description["form"] == "counts"
     assert names[0] == "output0" and names[1:] == [f"counts{i}" for i in range(len(names) - 1)]
     assert {p["output"] for p in points} == set(range(len(names) - 1))
     x = torch.rand(1, 3, 64, 64)

@@ -3,6 +3,7 @@ PyTorch hooks give on the same input, in structure and in value."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from spikedet.convert.bitplane import spiking
@@ -19,10 +20,12 @@ def shape_of(value):
     return type(value).__name__
 
 
-def test_report_from_graph_counts_equals_the_pytorch_report(tmp_path):
+@pytest.mark.parametrize("form", ["counts", "codes"])
+def test_report_from_graph_counts_equals_the_pytorch_report(tmp_path, form):
+    """Both forms of the graph's counts: counted in the graph, or its codes counted here."""
     model = spiking(SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval(), "integer")
-    session = GraphSession(model, 64, tmp_path)  # exports with counts, runs ONNX Runtime
-    assert isinstance(session.energy, GraphEnergy)
+    session = GraphSession(model, 64, tmp_path, form=form)  # exports with counts, runs ONNX Runtime
+    assert isinstance(session.energy, GraphEnergy) and session.energy.description["form"] == form
     torch.manual_seed(0)
     for _ in range(2):
         x = torch.rand(1, 3, 64, 64)
