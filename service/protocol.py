@@ -95,6 +95,11 @@ class ServiceProtocol(H11Protocol):
             self.awaiting_headers = False  # h11 parsed a request: its handler runs now
             self._stop_header_timer()
 
+    def handle_websocket_upgrade(self, event) -> None:
+        self.awaiting_headers = False  # the connection now belongs to the WebSocket protocol
+        self._stop_header_timer()
+        super().handle_websocket_upgrade(event)
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._served_cycle = self.cycle
