@@ -20,9 +20,10 @@ def shape_of(value):
     return type(value).__name__
 
 
-@pytest.mark.parametrize("form", ["counts", "codes"])
+@pytest.mark.parametrize("form", [pytest.param("counts", marks=pytest.mark.slow), "codes"])
 def test_report_from_graph_counts_equals_the_pytorch_report(tmp_path, form):
-    """Both forms of the graph's counts: counted in the graph, or its codes counted here."""
+    """Both forms of the graph's counts: counted in the graph (slow: the graph's counts themselves are checked
+    by tests/convert/test_onnx.py), or its codes counted here (the backend's form)."""
     model = spiking(SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval(), "integer")
     session = GraphSession(model, 64, tmp_path, form=form)  # exports with counts, runs ONNX Runtime
     assert isinstance(session.energy, GraphEnergy) and session.energy.description["form"] == form
