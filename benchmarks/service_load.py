@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/service_load.py [--weights W.safetensors] [--imgsz 320] [--image bus.jpg]
         [--concurrency 1,4,16] [--duration 10] [--max-concurrency 4] [--workers 1] [--torch-threads 0]
-        [--body multipart|raw] [--json]
+        [--body multipart|raw] [--backend torch|onnxruntime] [--json]
 
 Without ``--weights`` it uses the default weights, or when none are installed the tiny random-init
 ``spikeyolo-t`` converted to spike mode (same pipeline, meaningless detections). Goal: service overhead
@@ -70,9 +70,42 @@ class RawModel:
         torch.set_num_threads(torch_threads)  # after the warm-up: Ultralytics resets it when its predictor starts
         self.threads = torch.get_num_threads()
 
+    label = "raw model (Detector.detect, in process)"
+
     def once(self) -> float:
         t0 = time.perf_counter()
         self.detector.detect(self.image, imgsz=self.imgsz)
+        return (time.perf_counter() - t0) * 1e3
+
+
+class RawOnnx:
+    """The plain exported graph (``output0`` only, no spike counts) run by ONNX Runtime on the already
+    letterboxed image: what the ONNX Runtime backend is measured against (``session.run`` only)."""
+
+    def __init__(self, weights: Path, image_bytes: bytes, imgsz: int, threads: int, folder: str):
+        import onnxruntime as ort
+        from ultralytics.data.augment import LetterBox
+
+        from spikedet.convert.onnx import export_onnx
+        from spikedet.detector import Detector
+        from spikedet.service.images import decode
+
+        detector = Detector(weights, imgsz=imgsz)
+        path = export_onnx(detector.module, Path(folder) / "plain.onnx", imgsz=imgsz)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        boxed = LetterBox((imgsz, imgsz), auto=False, stride=detector.stride)(image=decode(image_bytes, 10**9))
+        self.x = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        self.threads = threads
+        for _ in range(3):
+            self.once()
+
+    label = "raw ONNX Runtime model (plain graph, session.run, in process)"
+
+    def once(self) -> float:
+        t0 = time.perf_counter()
+        self.session.run(None, {"images": self.x})
         return (time.perf_counter() - t0) * 1e3
 
 
@@ -110,7 +143,7 @@ def paired(url: str, raw: RawModel, image_bytes: bytes, imgsz: int, seconds: flo
             elapsed = time.perf_counter() - t0
             service_time += elapsed
             (service_ms if ok else errors).append(elapsed * 1e3 if ok else kind)
-    raw_row = summary("raw model (Detector.detect, in process)", 1, raw_ms, raw_time,
+    raw_row = summary(raw.label, 1, raw_ms, raw_time,
                       peak_rss_mb=psutil.Process().memory_info().rss / 2**20, torch_threads=raw.threads)
     service_row = summary(f"service ({body}), alternating with the raw model", 1, service_ms, service_time,
                           errors=len(errors), error_kinds=sorted({str(e) for e in errors}), busy_without_retry_after=0)
@@ -212,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads per worker (server and raw model); 0: the service's rule, "
                              "(cores - 1) / workers")
     parser.add_argument("--body", choices=("multipart", "raw"), default="multipart")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="server's SPIKEDET_BACKEND; onnxruntime: the raw row is the plain graph on ONNX Runtime")
     parser.add_argument("--backoff", type=float, default=None,
                         help="seconds a client waits after a 503 (default: the server's Retry-After)")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -238,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.torch_threads or default_torch_threads(args.workers)}", file=sys.stderr)
 
     threads = args.torch_threads or default_torch_threads(args.workers)  # the service's rule
-    raw = RawModel(weights, image_bytes, args.imgsz, threads)
+    exports = tempfile.TemporaryDirectory(prefix="spikedet-bench-")
+    raw = (RawOnnx(weights, image_bytes, args.imgsz, threads, exports.name) if args.backend == "onnxruntime"
+           else RawModel(weights, image_bytes, args.imgsz, threads))
     env = {"SPIKEDET_MAX_CONCURRENCY": str(args.max_concurrency), "SPIKEDET_WORKERS": str(args.workers),
+           "SPIKEDET_BACKEND": args.backend,
            "SPIKEDET_TORCH_THREADS": str(args.torch_threads), "SPIKEDET_IMGSZ": str(args.imgsz),
            "SPIKEDET_LOG_LEVEL": "error"}
     rows = []

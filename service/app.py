@@ -4,7 +4,10 @@ built from the environment (``uvicorn spikedet.service.main:app``); ``spikedet s
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,9 +15,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from spikedet.service import errors
+from spikedet.service.hosts import TrustedHosts
 from spikedet.service.routes import build_routers
 from spikedet.service.settings import Settings
-from spikedet.service.state import DetectorFactory, ServiceState
+from spikedet.service.state import DetectorFactory, LoadFailure, ServiceState
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The page loads nothing from elsewhere; the policy makes sure of it.
@@ -29,12 +33,14 @@ Every error is JSON `{"error": "..."}`. Limits are settings read from `SPIKEDET_
 """
 
 
-def create_app(settings: Settings | None = None, detector_factory: DetectorFactory | None = None) -> FastAPI:
-    """A service app. ``detector_factory(settings)`` makes a detector (default: ``spikedet.detector.Detector``)."""
+def create_app(settings: Settings | None = None, detector_factory: DetectorFactory | None = None,
+               on_load_failure: LoadFailure | None = None) -> FastAPI:
+    """A service app. ``detector_factory(settings)`` makes a detector (default: ``spikedet.detector.Detector``);
+    ``on_load_failure(message)`` is called if the model fails to load (default: /readyz reports it)."""
     from spikedet import __version__
 
     settings = settings or Settings.from_env()
-    state = ServiceState(settings, detector_factory)
+    state = ServiceState(settings, detector_factory, on_load_failure)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -58,6 +64,8 @@ def create_app(settings: Settings | None = None, detector_factory: DetectorFacto
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if local_docs:
         _serve_docs(app, local_docs)
+    if settings.host_patterns:
+        app.add_middleware(TrustedHosts, patterns=settings.host_patterns)
     return app
 
 
@@ -78,7 +86,21 @@ def _serve_docs(app: FastAPI, assets: Path) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url, title="spikedet API", swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
+        page.headers["Content-Security-Policy"] = docs_policy(page.body.decode())
+        return page
+
+
+def docs_policy(html: str) -> str:
+    """The Content-Security-Policy of the docs page: its files from here only, and its one inline script
+    (Swagger UI's start-up, built by FastAPI) allowed by its hash, so no other inline script can run.
+    Swagger UI sets inline styles and shows data: images, which the policy allows."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL))
+    return ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            f"script-src 'self' {hashes}; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'")

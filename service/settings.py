@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from spikedet.detector import BACKENDS
 from spikedet.errors import SpikedetError
 from spikedet.io.images import DEFAULT_STRIDE, IMGSZ_MAX, IMGSZ_MIN
 
@@ -40,9 +41,13 @@ class Settings:
     allow_pickle: bool = _setting(
         False, "accept a pickled .pt checkpoint (unpickling runs code from the file: only for files you trust)")
     device: str = _setting("cpu", "torch device (cpu, 0, ...)")
+    backend: str = _setting(
+        "torch", "torch (PyTorch integer path, energy from hooks) or onnxruntime (the model exported to ONNX at "
+                 "start-up with its spike counts as graph outputs; CPU)")
     workers: int = _setting(1, "model replicas, each run by its own inference thread", 1, 64)
     torch_threads: int = _setting(
-        0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / workers, at least 1)", 0, 256)
+        0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / (workers x processes), at least 1)",
+        0, 256)
     # -- request parameters ----------------------------------------------------------------------
     imgsz: int = _setting(640, f"default inference size (pixels, multiple of {DEFAULT_STRIDE})", IMGSZ_MIN, IMGSZ_MAX)
     imgsz_min: int = _setting(IMGSZ_MIN, "smallest imgsz a request may ask for", IMGSZ_MIN, IMGSZ_MAX)
@@ -57,6 +62,9 @@ class Settings:
     max_pixels: int = _setting(
         25_000_000, "largest image in pixels (width x height), read from the image header before decoding (413)",
         1, 2**40)
+    max_pixels_in_flight: int = _setting(
+        0, "pixels of decoded images held at once across all detect requests (read from their headers before "
+           "decoding); a request that does not fit waits; 0: max_pixels (one largest image at a time)", 0, 2**40)
     max_concurrency: int = _setting(
         4, "requests to /v1/detect admitted at once (uploading, decoding, waiting or running); more get 503", 1, 4096)
     retry_after_s: int = _setting(1, "Retry-After seconds sent with 503 answers", 0, 3600)
@@ -67,9 +75,19 @@ class Settings:
     # -- server (spikedet serve) -----------------------------------------------------------------
     host: str = _setting("127.0.0.1", "interface spikedet serve listens on")
     port: int = _setting(8000, "port spikedet serve listens on (0: any free port)", 0, 65535)
+    processes: int = _setting(
+        1, "server processes, each with its own model(s) and its own workers threads, under a supervisor that "
+           "restarts one that dies", 1, 256)
     max_connections: int = _setting(
-        256, "open connections uvicorn accepts before answering 503 itself (plain text); 0: no cap", 0, 1_000_000)
+        256, "open connections per process; past it the one idle longest is closed, and only when all run "
+             "requests does a new one get 503; 0: no cap", 0, 1_000_000)
+    header_timeout_s: float = _setting(
+        10.0, "time a connection has to send a complete request line and headers (408 and closed past it)",
+        0.1, 3600)
     keepalive_s: float = _setting(5.0, "idle keep-alive connections are closed after this many seconds", 0.1, 3600)
+    trusted_hosts: str | None = _setting(
+        None, "comma-separated Host header values accepted (*.example.com allowed; 400 otherwise): a defence "
+              "against DNS rebinding; unset: any host")
     log_level: str = _setting("info", "uvicorn log level (" + ", ".join(LOG_LEVELS) + ")")
 
     def __post_init__(self):
@@ -90,8 +108,15 @@ class Settings:
             raise SettingsError(
                 f"need SPIKEDET_IMGSZ_MIN <= SPIKEDET_IMGSZ <= SPIKEDET_IMGSZ_MAX, got {self.imgsz_min}, "
                 f"{self.imgsz}, {self.imgsz_max}")
+        if self.backend not in BACKENDS:
+            raise SettingsError(f"SPIKEDET_BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"SPIKEDET_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        if self.max_pixels_in_flight and self.max_pixels_in_flight < self.max_pixels:
+            raise SettingsError(f"SPIKEDET_MAX_PIXELS_IN_FLIGHT ({self.max_pixels_in_flight}) must be at least "
+                                f"SPIKEDET_MAX_PIXELS ({self.max_pixels})")
+        if self.trusted_hosts is not None and not self.host_patterns:
+            raise SettingsError("SPIKEDET_TRUSTED_HOSTS must name at least one host, e.g. api.example.com,localhost")
         if self.api_key is not None and not self.api_key.isascii():
             raise SettingsError("SPIKEDET_API_KEY must be ASCII (clients send it in an HTTP header)")
         if not self.api_key_header.strip() or any(c in self.api_key_header for c in " :\r\n"):
@@ -115,6 +140,27 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``SPIKEDET_*`` variables (``from_env`` of them gives them back); unset ones left out."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[env_name(f.name)] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return env
+
+    @property
+    def host_patterns(self) -> tuple[str, ...]:
+        """The ``trusted_hosts`` setting as lower-case names (empty: no check)."""
+        if self.trusted_hosts is None:
+            return ()
+        return tuple(h.strip().lower() for h in self.trusted_hosts.split(",") if h.strip())
+
+    @property
+    def pixel_budget(self) -> int:
+        """Pixels of decoded images in flight at once (``max_pixels_in_flight``, 0: ``max_pixels``)."""
+        return self.max_pixels_in_flight or self.max_pixels
+
     @property
     def max_body_bytes(self) -> int:
         """The most bytes one request body may carry (image plus multipart framing)."""
@@ -125,6 +171,7 @@ class Settings:
         return {
             "max_upload_bytes": self.max_upload_bytes,
             "max_pixels": self.max_pixels,
+            "max_pixels_in_flight": self.pixel_budget,
             "max_concurrency": self.max_concurrency,
             "formats": ["jpeg", "png", "webp", "bmp"],
             "imgsz": {"default": self.imgsz, "min": self.imgsz_min, "max": self.imgsz_max,

@@ -16,20 +16,26 @@ import logging
 import math
 import os
 import queue
+import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import anyio
 import numpy as np
 
-from spikedet.errors import first_line
+from spikedet.errors import SpikedetError, first_line
 from spikedet.service.errors import ApiError
 from spikedet.service.settings import Settings
 
 log = logging.getLogger("spikedet.service")
 
 DetectorFactory = Callable[[Settings], object]
+#: Called with the one-line error when the model fails to load (``spikedet serve`` ends the process there).
+LoadFailure = Callable[[str], None]
+# an absolute path (POSIX or Windows) inside an error message: clients see the file's name only
+_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/]+[\\/])+([^\s'\"\\/]+)")
 
 
 def default_factory(settings: Settings):
@@ -37,20 +43,61 @@ def default_factory(settings: Settings):
     from spikedet.detector import Detector
 
     return Detector(settings.weights, device=settings.device, allow_pickle=settings.allow_pickle,
-                    restricted=settings.allow_pickle, imgsz=settings.imgsz)
+                    restricted=settings.allow_pickle, imgsz=settings.imgsz, backend=settings.backend)
 
 
-def default_torch_threads(workers: int) -> int:
-    """(CPU cores - 1) / workers, at least 1: OpenMP threads that outnumber free cores spin and stall."""
-    return max(1, ((os.cpu_count() or 1) - 1) // max(1, workers))
+def default_torch_threads(workers: int, processes: int = 1) -> int:
+    """(CPU cores - 1) / (workers x processes), at least 1: OpenMP threads that outnumber free cores spin
+    and stall."""
+    return max(1, ((os.cpu_count() or 1) - 1) // max(1, workers * processes))
+
+
+class PixelBudget:
+    """Pixels of decoded images in flight, at most ``total``: a request takes its image's pixel count (read
+    from the header) before decoding and gives it back when its detection is done; one that does not fit
+    waits, first come first served. It bounds the decoded images' memory across concurrent requests (a
+    25-megapixel image is 75 MB as BGR, and decoding holds two or three copies at once). Event loop only."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.used = 0
+        self._waiting: deque[tuple[int, anyio.Event]] = deque()
+
+    async def acquire(self, pixels: int) -> None:
+        if not self._waiting and self.used + pixels <= self.total:
+            self.used += pixels
+            return
+        entry = (pixels, anyio.Event())
+        self._waiting.append(entry)
+        try:
+            await entry[1].wait()
+        except BaseException:  # cancelled (client gone, timeout): leave the line, or give back what was granted
+            if entry in self._waiting:
+                self._waiting.remove(entry)
+                self._grant()
+            else:
+                self.release(pixels)
+            raise
+
+    def release(self, pixels: int) -> None:
+        self.used -= pixels
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self.used + self._waiting[0][0] <= self.total:
+            pixels, event = self._waiting.popleft()
+            self.used += pixels
+            event.set()
 
 
 class ServiceState:
-    def __init__(self, settings: Settings, factory: DetectorFactory | None = None):
+    def __init__(self, settings: Settings, factory: DetectorFactory | None = None,
+                 on_load_failure: LoadFailure | None = None):
         self.settings = settings
         self.factory = factory or default_factory
+        self.on_load_failure = on_load_failure
         self.status = "loading"  # -> "ready" | "failed"
-        self.error: str | None = None
+        self.error: str | None = None  # what clients are told (no server-side paths); the log has it all
         self.info: dict | None = None
         self.load_seconds: float | None = None
         self.in_flight = 0
@@ -60,6 +107,7 @@ class ServiceState:
         self._thread_setup = threading.local()
         self.decode_limiter: anyio.CapacityLimiter | None = None
         self.infer_limiter: anyio.CapacityLimiter | None = None
+        self.pixel_budget = PixelBudget(settings.pixel_budget)
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -81,10 +129,13 @@ class ServiceState:
                 self._replicas.put(detector)
                 if self.info is None:
                     self.info = detector.info()
-        except BaseException as e:  # noqa: BLE001 -- any failure is reported by /readyz, never fatal
-            self.error = f"model failed to load: {first_line(e)}"
+        except BaseException as e:  # reported by /readyz, or fatal through on_load_failure
+            message = f"model failed to load: {first_line(e)}"
+            self.error = without_paths(message)
             self.status = "failed"
-            log.error("%s", self.error, exc_info=not isinstance(e, ValueError))
+            if self.on_load_failure is not None:
+                self.on_load_failure(message)
+            log.error("%s", message, exc_info=not isinstance(e, (ValueError, SpikedetError)))
             return
         self.load_seconds = round(time.perf_counter() - start, 3)
         self.status = "ready"
@@ -94,7 +145,7 @@ class ServiceState:
     def torch_threads(self) -> int:
         """Intra-op threads per inference thread: the setting, or (0) the CPU cores but one (left to the event
         loop, uploads and decoding) shared among the workers, at least 1."""
-        return self.settings.torch_threads or default_torch_threads(self.settings.workers)
+        return self.settings.torch_threads or default_torch_threads(self.settings.workers, self.settings.processes)
 
     def _setup_thread(self) -> None:
         """Apply the torch thread count in the calling thread, once. With OpenMP the count is per thread, and
@@ -127,6 +178,15 @@ class ServiceState:
     def release(self) -> None:
         self.in_flight -= 1
 
+    def pixels(self, data: bytes) -> int:
+        """The upload's width x height from its header (nothing decoded); a bad image raises its 4xx."""
+        from spikedet.service.images import open_checked
+
+        _, img = open_checked(data, self.settings.max_pixels)
+        with img:
+            width, height = img.size
+        return width * height
+
     def decode(self, data: bytes) -> tuple[np.ndarray, float]:
         """Run in a worker thread: the upload as a BGR image, and the milliseconds it took."""
         from spikedet.service.images import decode
@@ -152,6 +212,11 @@ class ServiceState:
 def service_state(request) -> ServiceState:
     """The :class:`ServiceState` of the app serving ``request`` (``create_app`` puts it there)."""
     return request.app.state.service
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its file name: an error shown to clients names no server path."""
+    return _PATH.sub(lambda m: m.group(1), text)
 
 
 def finite(value):

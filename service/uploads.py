@@ -10,7 +10,7 @@ dropped). The count stops the upload at the limit (413) whatever ``Content-Lengt
 from __future__ import annotations
 
 import anyio
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -91,7 +91,13 @@ class _FormImage:
         self.field = bytearray()
         self.value = bytearray()
         self.headers: dict[bytes, bytes] = {}
-        self.parser = MultipartParser(boundary, {
+        try:
+            self.parser = MultipartParser(boundary, self._callbacks())
+        except (FormParserError, ValueError) as e:  # e.g. a boundary over the parser's 256 characters
+            raise ApiError(400, f"malformed multipart Content-Type: {str(e)[:200]}") from None
+
+    def _callbacks(self) -> dict:
+        return {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field,
             "on_header_value": self._header_value,
@@ -99,7 +105,7 @@ class _FormImage:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
-        })
+        }
 
     def write(self, chunk: bytes) -> None:
         try:

@@ -14,10 +14,12 @@ of an image live in :mod:`spikedet.engine.results` (``predict`` and ``energy`` u
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -29,9 +31,14 @@ from spikedet.errors import SpikedetError
 from spikedet.io.images import check_imgsz, model_stride
 from spikedet.io.weights import resolve
 from spikedet.measure import energy
+from spikedet.measure.graph_energy import GraphSession
 from spikedet.model.detection import describe_model
 
-__all__ = ["Detection", "DetectionResult", "Detector", "detections"]
+__all__ = ["BACKENDS", "Detection", "DetectionResult", "Detector", "detections"]
+
+#: how the model runs: PyTorch (energy from hooks) or ONNX Runtime (energy from the graph's own spike counts)
+BACKENDS = ("torch", "onnxruntime")
+Backend = Literal["torch", "onnxruntime"]
 
 
 @dataclass
@@ -58,6 +65,11 @@ class Detector:
         device: torch device string (``"cpu"``, ``"0"`` ...).
         counting: spike counting for energy (``"auto"``, ``"binary"``, ``"unary"``).
         constants: energy constants (45 nm defaults).
+        backend: ``torch`` (Ultralytics' predictor on the PyTorch integer path, energy from hooks) or
+            ``onnxruntime`` (the integer path exported to ONNX once per image size, with every spike train's
+            counts as extra outputs: energy from the graph itself; CPU; ``auto`` counting only). ONNX
+            Runtime letterboxes every image to the full square ``imgsz`` (a fixed-size graph), PyTorch to the
+            smallest multiple of the stride, so their figures differ on non-square images.
     """
 
     def __init__(
@@ -69,9 +81,15 @@ class Detector:
         counting: energy.Counting = "auto",
         constants: energy.EnergyConstants | None = None,
         imgsz: int = 640,
+        backend: Backend = "torch",
     ):
+        if backend not in BACKENDS:
+            raise SpikedetError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.weights = resolve(weights, allow_pickle=allow_pickle, restricted=restricted)
         self.device = str(select_device(device))
+        if backend == "onnxruntime" and (self.device != "cpu" or counting != "auto"):
+            raise SpikedetError("backend=onnxruntime runs on the CPU with counting=auto")
+        self.backend = backend
         self.counting = counting
         self.constants = constants or energy.EnergyConstants()
         self.yolo = SpikeYOLO(self.weights)
@@ -81,7 +99,9 @@ class Detector:
         self.imgsz = check_imgsz(imgsz, self.stride)
         self.names = dict(self.module.names)
         self._lock = threading.Lock()
-        self._info = describe_model(self.module, self.weights)
+        self._info = {**describe_model(self.module, self.weights), "backend": backend}
+        self._sessions: dict[int, GraphSession] = {}
+        self._exports = tempfile.TemporaryDirectory(prefix="spikedet-onnx-") if backend == "onnxruntime" else None
 
     def info(self) -> dict:
         return dict(self._info)
@@ -93,12 +113,41 @@ class Detector:
         size = self.imgsz if imgsz is None else check_imgsz(imgsz, self.stride)
         start = time.perf_counter()
         with self._lock:
-            with energy.measure(self.module, self.counting) as recorder:
-                result = self.yolo.predict(image, conf=conf, iou=iou, imgsz=size, device=self.device, verbose=False)[0]
-            report = recorder.next_report(self.constants)
+            if self.backend == "onnxruntime":
+                result, report = self._detect_onnx(image, conf, iou, size)
+            else:
+                with energy.measure(self.module, self.counting) as recorder:
+                    result = self.yolo.predict(image, conf=conf, iou=iou, imgsz=size, device=self.device,
+                                               verbose=False)[0]
+                report = recorder.next_report(self.constants)
         total = (time.perf_counter() - start) * 1e3
         speed = result.speed or {}
         timing = {k: round(float(speed.get(k, 0.0)), 2) for k in ("preprocess", "inference", "postprocess")}
         timing["total"] = round(total, 2)
         h, w = image.shape[:2]
         return DetectionResult(w, h, detections(result), report, timing, self.info())
+
+    def _detect_onnx(self, image: np.ndarray, conf: float, iou: float, size: int):
+        """ONNX Runtime: the square letterbox Ultralytics' predictor makes for a fixed-size model, the graph
+        (``output0`` and the spike counts), Ultralytics' NMS, boxes back to image pixels."""
+        import torch
+        from ultralytics.data.augment import LetterBox
+        from ultralytics.engine.results import Results
+        from ultralytics.utils.nms import non_max_suppression
+        from ultralytics.utils.ops import scale_boxes
+
+        if size not in self._sessions:  # exported once per image size (a fixed-size graph)
+            self._sessions[size] = GraphSession(self.module, size, self._exports.name, torch.get_num_threads())
+        session = self._sessions[size]
+        t0 = time.perf_counter()
+        boxed = LetterBox((size, size), auto=False, stride=self.stride)(image=image)
+        x = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        t1 = time.perf_counter()
+        output, report = session.run(x, self.constants)
+        t2 = time.perf_counter()
+        found = non_max_suppression(torch.from_numpy(output), conf, iou, max_det=300)[0]
+        found[:, :4] = scale_boxes((size, size), found[:, :4], image.shape[:2])
+        result = Results(image, path="", names=self.names, boxes=found)
+        result.speed = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                        "postprocess": (time.perf_counter() - t2) * 1e3}
+        return result, report

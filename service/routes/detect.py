@@ -68,16 +68,23 @@ def build_router(settings: Settings) -> APIRouter:
             start = time.perf_counter()
             data = await read_image(request, settings)
             received = time.perf_counter()
-            image, decode_ms = await anyio.to_thread.run_sync(state.decode, data, limiter=state.decode_limiter)
-            del data
-            decoded = time.perf_counter()
-            payload, detect_ms = await anyio.to_thread.run_sync(state.detect, image, conf, iou, imgsz, layers,
-                                                                limiter=state.infer_limiter)
-            done = time.perf_counter()
+            pixels = state.pixels(data)  # header only: 400/413/415 before any pixel is decoded
+            await state.pixel_budget.acquire(pixels)
+            try:
+                waited = time.perf_counter()
+                image, decode_ms = await anyio.to_thread.run_sync(state.decode, data, limiter=state.decode_limiter)
+                del data
+                decoded = time.perf_counter()
+                payload, detect_ms = await anyio.to_thread.run_sync(state.detect, image, conf, iou, imgsz, layers,
+                                                                    limiter=state.infer_limiter)
+                del image
+                done = time.perf_counter()
+            finally:
+                state.pixel_budget.release(pixels)
         finally:
             state.release()
         state.served += 1
-        steps = {"upload": (received - start) * 1e3, "decode": decode_ms,
+        steps = {"upload": (received - start) * 1e3, "pixels": (waited - received) * 1e3, "decode": decode_ms,
                  "queue": max(0.0, (done - decoded) * 1e3 - detect_ms), "detect": detect_ms}
         timing = ", ".join(f"{step};dur={ms:.1f}" for step, ms in steps.items())
         return JSONResponse(payload, headers={"Server-Timing": timing})

@@ -12,8 +12,8 @@ from spikedet.cli import options
 from spikedet.cli.parser import Invocation, Setting, command, emit_json
 from spikedet.engine.device import select_device
 from spikedet.io.weights import check_weights
-from spikedet.service.server import bind
-from spikedet.service.settings import LOG_LEVELS, Settings
+from spikedet.service.server import bind, serve
+from spikedet.service.settings import BACKENDS, LOG_LEVELS, Settings
 
 
 def _env_default(name: str, default=None) -> str:
@@ -37,7 +37,12 @@ def _log(text: str) -> None:
         "allow_pickle": Setting("bool", False, "accept a pickled .pt checkpoint (runs code from the file) "
                                                "(default: $SPIKEDET_ALLOW_PICKLE)"),
         "device": Setting("str", None, "torch device " + _env_default("device")),
-        "workers": Setting("int", None, "model replicas run in parallel " + _env_default("workers"), minimum=1),
+        "backend": Setting("choice", None, "run the model on torch or onnxruntime " + _env_default("backend"),
+                           choices=BACKENDS),
+        "processes": Setting("int", None, "server processes under a supervisor that restarts a dead one "
+                             + _env_default("processes"), minimum=1),
+        "workers": Setting("int", None, "model replicas run in parallel by threads of each process "
+                           + _env_default("workers"), minimum=1),
         "torch_threads": Setting("int", None, "torch threads per replica, 0 = (cores - 1) / workers "
                                  + _env_default("torch_threads"), minimum=0),
         "max_concurrency": Setting("int", None, "detect requests admitted at once, more get 503 "
@@ -50,14 +55,11 @@ def _log(text: str) -> None:
     examples=(
         "spikedet serve --weights best-bitplane.safetensors",
         "spikedet serve --host 0.0.0.0 --port 8080 workers=2 torch_threads=4",
+        "spikedet serve --host 0.0.0.0 --processes 2 torch_threads=1",
         "SPIKEDET_API_KEY=secret SPIKEDET_MAX_UPLOAD_BYTES=5000000 spikedet serve",
     ),
 )
 def cmd_serve(inv: Invocation) -> int:
-    import uvicorn
-
-    from spikedet.service.app import create_app
-
     s = dict(inv.settings)
     allow_pickle = s.pop("allow_pickle") or None  # the flag can only turn it on; the environment may too
     settings = Settings.from_env(allow_pickle=allow_pickle, **s)
@@ -68,12 +70,7 @@ def cmd_serve(inv: Invocation) -> int:
     shown = f"[{host}]" if ":" in host else host
     _log(f"spikedet serve: http://{shown}:{port}/  (API docs http://{shown}:{port}/docs; the model loads in the "
          "background, GET /readyz says when it is ready)")
-    config = uvicorn.Config(
-        create_app(settings), log_level=settings.log_level, lifespan="on",
-        limit_concurrency=settings.max_connections or None, timeout_keep_alive=settings.keepalive_s,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    return serve(settings, sock)  # 2 (said in one line) if the model fails to load
 
 
 @command(

@@ -74,3 +74,50 @@ def test_onnx_carries_ultralytics_metadata_so_yolo_shows_class_names(tmp_path, c
     assert result.names == model.names
     assert len(result.boxes) > 0 and all(result.names[int(c)].startswith("thing") for c in result.boxes.cls)
     assert torch.isfinite(result.boxes.xyxy).all()
+
+
+def test_spike_counts_follow_output0_and_ultralytics_still_reads_the_graph(tmp_path):
+    """``with_counts``: output0 first (what YOLO("x.onnx") reads), then one exact int64 [spikes, silent, code
+    sum] per distinct spike train, each named in the graph's metadata, agreeing with the train's codes."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from ultralytics import YOLO
+
+    from spikedet.convert.bitplane import spiking
+    from spikedet.convert.onnx import count_points, export_onnx
+    from spikedet.model.detection import SpikeDetectionModel
+    from spikedet.snn.spikes import SpikeTrain
+
+    model = spiking(SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval(), "integer")
+    path = export_onnx(model, tmp_path / "counts.onnx", imgsz=64, with_counts=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    description = count_points(path)
+    points = description["points"]
+    assert description["form"] == "counts"
+    assert names[0] == "output0" and names[1:] == [f"counts{i}" for i in range(len(names) - 1)]
+    assert {p["output"] for p in points} == set(range(len(names) - 1))
+    x = torch.rand(1, 3, 64, 64)
+    outputs = session.run(None, {"images": x.numpy()})
+    fired = []  # what every neuron fired, in PyTorch, on the same image
+    hooks = [m.register_forward_hook(lambda mod, i, o: fired.append(o) if isinstance(o, SpikeTrain) else None)
+             for m in model.modules()]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    neurons = [p for p in points if p["kind"] == "neuron"]
+    assert len(neurons) == len(fired)
+    mismatched = 0
+    for point, train in zip(neurons, fired):
+        table = train.code.spike_table().to(torch.int64)
+        codes = train.codes.reshape(-1).to(torch.int64)
+        expected = [int(table[codes].sum()), int((table[codes] == 0).sum()), int(codes.sum())]
+        got = outputs[1 + point["output"]]
+        assert got.dtype == np.int64 and got.shape == (3,)
+        mismatched += got.tolist() != expected
+    assert mismatched <= len(neurons) // 20  # float32 sums in another order may flip a rare code
+
+    found = YOLO(str(path), task="detect").predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, verbose=False)
+    assert len(found) == 1 and found[0].boxes is not None

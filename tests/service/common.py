@@ -53,6 +53,18 @@ def png_claiming(width: int, height: int) -> bytes:
             + png_chunk(b"IEND", b""))
 
 
+def jpeg_empty_scan(data: bytes) -> bytes:
+    """A JPEG cut right after its first scan's header and closed with EOI: every marker is valid, no pixel."""
+    sos = data.index(b"\xff\xda")
+    return data[:sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")] + b"\xff\xd9"
+
+
+def grey16_png(width: int = 64, height: int = 48) -> tuple[bytes, np.ndarray]:
+    """A 16-bit grey PNG of a ramp over the whole 0..65535 range, and its values."""
+    values = np.linspace(0, 65535, width * height).round().astype(np.uint16).reshape(height, width)
+    return encode(Image.fromarray(values), "PNG"), values
+
+
 def assert_error(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, (response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json")

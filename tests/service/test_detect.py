@@ -22,6 +22,7 @@ from tests.service.common import (
     assert_error,
     encode,
     healthy,
+    jpeg_empty_scan,
     png_claiming,
     raw_http,
     rss,
@@ -111,6 +112,10 @@ def test_bad_input_battery(client, server):
         ("wrong field name", client.post("/v1/detect", files={"picture": ("a.jpg", good, "image/jpeg")}), 422),
         ("multipart without boundary", client.post("/v1/detect", content=good,
                                                    headers={"content-type": "multipart/form-data"}), 400),
+        ("multipart boundary of 300 characters", client.post(
+            "/v1/detect", content=b"--" + b"b" * 300 + b"\r\n", headers={"content-type": "multipart/form-data; boundary="
+                                                                             + "b" * 300}), 400),
+        ("JPEG with an empty scan", client.post("/v1/detect", content=jpeg_empty_scan(good), headers=jpeg_header), 400),
         ("malformed multipart", client.post("/v1/detect", content=b"garbage" * 100,
                                             headers={"content-type": "multipart/form-data; boundary=xyz"}), 400),
         ("conf=5", client.post("/v1/detect?conf=5", content=good, headers=jpeg_header), 422),
@@ -234,3 +239,29 @@ def test_requests_get_the_model_first_come_first_served(fake_app):
     assert set(statuses) == {200}
     assert len(latencies) > 20
     assert max(latencies) < 20 * delay, sorted(latencies)[-5:]  # about 4 x delay expected; starvation took seconds
+
+
+def test_onnxruntime_backend_serves_the_same_answer_shape(client, tiny):
+    """`backend=onnxruntime`: the model is exported at start-up, /readyz turns ready, and /v1/detect answers
+    detections and an energy report shaped exactly like the torch backend's."""
+    from spikedet.service.app import create_app
+    from spikedet.service.server import BackgroundServer
+    from spikedet.service.settings import Settings
+
+    def keys(value):
+        if isinstance(value, dict):
+            return {k: keys(v) for k, v in value.items()}
+        return type(value).__name__ if not isinstance(value, list) else "list"
+
+    settings = Settings(weights=str(tiny), imgsz=64, backend="onnxruntime")
+    with BackgroundServer(create_app(settings)) as url:
+        wait_status(url, "ready", timeout=180)
+        r = httpx.post(url + "/v1/detect?imgsz=64", content=SAMPLE.read_bytes(),
+                       headers={"content-type": "image/jpeg"}, timeout=60)
+    assert r.status_code == 200, r.text[:300]
+    onnx_answer = r.json()
+    torch_answer = client.post("/v1/detect?imgsz=64", content=SAMPLE.read_bytes(),
+                               headers={"content-type": "image/jpeg"}).json()
+    assert onnx_answer["model"]["backend"] == "onnxruntime" and torch_answer["model"]["backend"] == "torch"
+    assert keys(onnx_answer["energy"]) == keys(torch_answer["energy"])
+    assert onnx_answer["energy"]["snn_mJ"] > 0

@@ -62,3 +62,16 @@ def test_pickle_weights_need_the_opt_in(tmp_path):
     with BackgroundServer(create_app(Settings(weights=str(fake_pt)))) as url:
         wait_status(url, "failed")
         assert "pickle" in httpx.get(url + "/readyz").json()["error"]
+
+
+def test_a_failed_load_shows_clients_no_server_path(fake_app):
+    from spikedet.errors import SpikedetError
+
+    def broken(settings):
+        raise SpikedetError("cannot load '/srv/private/models/best.safetensors': not usable weights")
+
+    with fake_app(broken) as url:
+        wait_status(url, "failed")
+        for message in (httpx.get(url + "/readyz").json()["error"],
+                        assert_error(httpx.post(url + "/v1/detect", content=b"x"), 503)):
+            assert "best.safetensors" in message and "/srv" not in message and "private" not in message

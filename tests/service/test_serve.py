@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
+import torch
 
 from spikedet.assets import asset_dir
 from tests.service.common import SERVER_ENV
-from tests.support.service import server_process
+from tests.support.service import server_process, wait_ready
 
 
 def test_serve_refuses_bad_start_up_in_one_line(tmp_path, capsys, tiny):
@@ -26,6 +33,9 @@ def test_serve_refuses_bad_start_up_in_one_line(tmp_path, capsys, tiny):
             (["serve", "--weights", str(pickle_file)], "--allow-pickle"),
             (["serve", "--weights", str(tiny), "--port", str(busy.getsockname()[1])], "cannot listen"),
             (["serve", "--weights", str(tiny), "imgsz=100"], "multiple of 32"),
+            (["serve", "--weights", str(tiny), "device=foo"], "unknown device"),
+            *([(["serve", "--weights", str(tiny), "device=mps"], "MPS")] if not torch.backends.mps.is_available()
+              else []),
         ]:
             assert main(argv) == 2
             err = capsys.readouterr().err.strip()
@@ -50,3 +60,61 @@ def test_default_weights_find_the_people_and_the_bus():
         assert names.count("person") >= 3 and "bus" in names, names
         assert body["model"]["weights"] == "yolov5n-a2s.safetensors"
         assert body["energy"]["snn_mJ"] < body["energy"]["ann_mJ"] and body["energy"]["efficiency"] > 1
+
+
+def broken_weights(tiny, path):
+    """``tiny`` with one tensor left out: its header and config are valid (the start-up check passes), the
+    load fails later, in the background."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 -- not a dict
+    tensors.pop(max(tensors))
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_weights_that_fail_to_load_after_start_up_end_the_process_with_exit_2(tiny, tmp_path, processes):
+    weights = broken_weights(tiny, tmp_path / "broken.safetensors")
+    env = {**os.environ, **SERVER_ENV, "SPIKEDET_LOG_LEVEL": "warning"}
+    result = subprocess.run(
+        [sys.executable, "-m", "spikedet", "serve", "--weights", str(weights), "--port", "0",
+         "--processes", str(processes)], env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("spikedet serve: error:")]
+    assert errors and all("does not match its model config" in line for line in errors), result.stderr
+    assert len(errors) <= processes
+
+
+def test_a_killed_worker_process_is_replaced_and_the_service_answers_again(tiny):
+    """`--processes 2`: SIGKILL every worker; uvicorn's supervisor starts new ones and the service answers
+    /healthz again within seconds, /readyz once their models are loaded."""
+    import psutil
+
+    with server_process(tiny, env=SERVER_ENV, args=("--processes", "2")) as (url, process):
+        def workers() -> set[int]:
+            pids = set()
+            for child in psutil.Process(process.pid).children():
+                with contextlib.suppress(psutil.Error):  # a killed worker is a zombie until the supervisor reaps it
+                    if "spawn_main" in " ".join(child.cmdline()):
+                        pids.add(child.pid)
+            return pids
+
+        old = workers()
+        assert len(old) == 2
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        answered = None
+        while time.monotonic() - killed < 60 and answered is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    answered = time.monotonic() - killed
+            time.sleep(0.1)
+        assert answered is not None and answered < 30, answered
+        wait_ready(url, 120, process)
+        new = workers()
+        assert len(new) == 2 and not new & old
+        assert process.poll() is None
