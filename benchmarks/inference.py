@@ -6,9 +6,8 @@ Rows (ratios against the ANN twin, measured in the same process):
   (ReLU for SpikeYOLO's neurons, SiLU for A2S neurons), float forward;
 - integer spiking model: the converted model on its integer path (the serving path);
 - integer + energy accounting: the same inside ``spikedet.measure.energy.measure`` (spike counts per layer and
-  neuron, all three energy models); timed interleaved with the integer row, so machine drift cannot decide
-  the overhead; ``--sync-accounting`` adds a row with the spike histograms counted inline instead of on the
-  worker thread (the A/B of that design);
+  neuron, every energy model); timed interleaved with the integer row, so machine drift cannot decide the
+  overhead;
 - bit-plane simulation: the converted model convolving every 0/1 (or -1/0/+1) spike plane;
 - ONNX Runtime: the integer model exported to ONNX, on onnxruntime's CPU provider.
 
@@ -83,7 +82,6 @@ def main(argv=None) -> None:
     parser.add_argument("--bitplane-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-onnx", action="store_true")
-    parser.add_argument("--sync-accounting", action="store_true", help="add the inline-histogram accounting row")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -107,18 +105,14 @@ def main(argv=None) -> None:
         rows.append(("ANN twin (float, activations instead of neurons)", t_ann))
         set_spike_mode(converted, "integer")
 
-        def with_energy(background=True):
-            with energy.measure(converted, background=background) as recorder:
+        def with_energy():
+            with energy.measure(converted) as recorder:
                 converted(image)
             recorder.reports()
 
-        fns = [lambda: converted(image), with_energy] + ([lambda: with_energy(False)] if args.sync_accounting else [])
-        times = timed_interleaved(fns, args.repeats)
-        t_int, t_energy = times[0], times[1]
+        t_int, t_energy = timed_interleaved([lambda: converted(image), with_energy], args.repeats)
         rows.append(("integer spiking model", t_int))
         rows.append(("integer + energy accounting", t_energy))
-        if args.sync_accounting:
-            rows.append(("integer + energy accounting, histograms inline", times[2]))
         set_spike_mode(converted, "bitplane")
         t_bp = timed(lambda: converted(image), args.bitplane_repeats)
         rows.append(("bit-plane simulation", t_bp))

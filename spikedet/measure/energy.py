@@ -39,7 +39,6 @@ it installs forward hooks on the model's convs and neurons for the duration of t
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -91,70 +90,41 @@ class _NeuronPass:
 
 
 class EnergyRecorder:
-    """Collects per-conv and per-neuron counts during forward passes (installed by :func:`measure`).
+    """Collects per-conv and per-neuron counts during forward passes (installed by :func:`measure`)."""
 
-    Counting spikes means a histogram of every code tensor, a single-threaded pass over the data. With
-    ``background`` (the default) the histograms run on a worker thread while the forward pass goes on, and the
-    counts are filled in when a report is asked for (or the pass ends): that is what keeps accounting cheap.
-    """
-
-    def __init__(self, counting: Counting = "auto", background: bool = True):
+    def __init__(self, counting: Counting = "auto"):
         if counting not in ("auto", "binary", "unary"):
             raise ValueError(f"counting must be 'auto', 'binary' or 'unary', got {counting!r}")
         self.counting = counting
-        self.background = background
         self.passes: list[list[_ConvPass]] = []
         self.neuron_passes: list[list[_NeuronPass]] = []
         self.batch = 1
         self._cursor = 0  # the next image of the last pass that next_report() reports
         self._hist_cache: dict = {}
-        self._pending: list = []  # closures filling in counts once their histograms are done
-        self._pool: ThreadPoolExecutor | None = None
 
     def start_pass(self, batch: int) -> None:
-        self.finish()
         self.batch = max(int(batch), 1)
         self.passes.append([])
         self.neuron_passes.append([])
         self._cursor = 0
         self._hist_cache = {}
 
-    def finish(self) -> None:
-        """Wait for the histograms of the passes so far and fill in their counts."""
-        pending, self._pending = self._pending, []
-        for fill in pending:
-            fill()
+    def histogram(self, codes: Tensor, levels: int) -> Tensor:
+        """Per-image code histogram ``[batch, levels + 1]`` of a spike tensor, reused when the same train is
+        seen again (a neuron's output read by one or more convs).
 
-    def close(self) -> None:
-        """Finish, then stop the worker thread (:func:`measure` calls it when its block ends)."""
-        self.finish()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-    def _histogram_future(self, codes: Tensor, levels: int) -> Future:
-        """Per-image code histogram of a spike tensor, as a future; reused when the same train feeds several
-        convs. The cache holds the last few tensors themselves (so an id is never reused by a new tensor
-        while cached) and stays small: a train consumed again much later is simply counted again."""
+        The cache holds the last few tensors themselves (so an id is never reused by a new tensor while
+        cached) and stays small: a train consumed again much later is simply counted again.
+        """
         key = (id(codes), levels)
         entry = self._hist_cache.get(key)
         if entry is not None and entry[0] is codes:
             return entry[1]
-        if self.background:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="spikedet-energy")
-            future = self._pool.submit(code_histograms, codes, self.batch, levels)
-        else:
-            future = Future()
-            future.set_result(code_histograms(codes, self.batch, levels))
-        self._hist_cache[key] = (codes, future)
+        hist = code_histograms(codes, self.batch, levels)
+        self._hist_cache[key] = (codes, hist)
         while len(self._hist_cache) > 8:
             self._hist_cache.pop(next(iter(self._hist_cache)))
-        return future
-
-    def histogram(self, codes: Tensor, levels: int) -> Tensor:
-        """Per-image code histogram ``[batch, levels + 1]`` of a spike tensor (shared with the energy counts)."""
-        return self._histogram_future(codes, levels).result()
+        return hist
 
     def next_report(self, constants: EnergyConstants | None = None, image: str | None = None) -> EnergyReport:
         """The report of the next image of the last pass (for consumers that get results one image at a time)."""
@@ -165,7 +135,6 @@ class EnergyRecorder:
         if index >= len(records[0].macs):
             raise RuntimeError("more results than images in the last forward pass")
         self._cursor = index + 1
-        self.finish()
         return build_report(records, self.neuron_passes[-1], index, constants or EnergyConstants(), self.counting,
                             image)
 
@@ -203,16 +172,11 @@ class EnergyRecorder:
     def record_neuron(self, name: str, neuron: SpikingNeuron, train: SpikeTrain) -> None:
         b = self.batch
         code = self._code(train.code)
-        future = self._histogram_future(train.codes, code.levels)
+        spikes = (self.histogram(train.codes, code.levels).double() * _spike_table(code)).sum(1).tolist()
         if not self.neuron_passes:
             self.start_pass(b)
-        record = _NeuronPass(name, int(getattr(neuron, "T", 1)), [train.codes.numel() / b] * b, [0.0] * b)
-        self.neuron_passes[-1].append(record)
-
-        def fill():
-            record.spikes = (future.result().double() * _spike_table(code)).sum(1).tolist()
-
-        self._pending.append(fill)
+        self.neuron_passes[-1].append(_NeuronPass(name, int(getattr(neuron, "T", 1)), [train.codes.numel() / b] * b,
+                                                  spikes))
 
     def record_real_conv(self, name: str, conv: SpikeConv, x: Tensor, y: Tensor) -> None:
         b = self.batch
@@ -228,44 +192,34 @@ class EnergyRecorder:
         macs, cheapest, merged, steps = _macs(conv, y, b)
         terms = x.terms()
         shared = {off for i, (_, off) in enumerate(terms) if any(o == off for _, o in terms[:i])}
-        counted = []  # (histogram future, code, whether its silence is observable)
+        spikes = torch.zeros(b, dtype=torch.float64)
+        silent = torch.zeros(b, dtype=torch.float64)
+        code_sums = torch.zeros(b, dtype=torch.float64)
+        encodings = set()
         observed = 0.0
         for train, off in terms:
             code = self._code(train.code)
+            encodings.add(code.encoding)
+            hist = self.histogram(train.codes, code.levels).double()
+            table = _spike_table(code)
+            spikes += (hist * table).sum(1)
+            code_sums += (hist * torch.arange(hist.shape[1], dtype=torch.float64)).sum(1)
             # Trains summed into the same channels are silent only where all are: their silence is not
             # observable from histograms, so those channels stay out of the sparsity figure.
-            alone = off not in shared
-            counted.append((self._histogram_future(train.codes, code.levels), code, alone))
-            if alone:
+            if off not in shared:
+                silent += (hist * (table == 0)).sum(1)
                 observed += train.codes.numel() / b
         first = terms[0][0].codes
         rows = first.shape[0] if first.dim() == 4 else 1
         elements = conv.in_channels * first.shape[-2] * first.shape[-1] * _per_image(rows, b)
         outputs = y[0].numel() * _per_image(y.shape[0], b) if y.dim() == 4 else y.numel() / b
-        record = _ConvPass(name, x.describe(), [macs] * b, [cheapest] * b, [merged] * b, [0.0] * b,
-                           [float(elements)] * b, "/".join(sorted({c.encoding for _, c, _ in counted})),
-                           [t.source for t, _ in terms], [0.0] * b, [float(outputs)] * b, float(_weights(conv)),
-                           elements / steps, outputs / steps, observed)
-        self.current.append(record)
-
-        def fill():
-            spikes = torch.zeros(b, dtype=torch.float64)
-            silent = torch.zeros(b, dtype=torch.float64)
-            code_sums = torch.zeros(b, dtype=torch.float64)
-            for future, code, alone in counted:
-                hist = future.result().double()
-                table = _spike_table(code)
-                spikes += (hist * table).sum(1)
-                code_sums += (hist * torch.arange(hist.shape[1], dtype=torch.float64)).sum(1)
-                if alone:
-                    silent += (hist * (table == 0)).sum(1)
-            record.spikes, record.silent, record.code_sums = spikes.tolist(), silent.tolist(), code_sums.tolist()
-
-        self._pending.append(fill)
+        self.current.append(_ConvPass(name, x.describe(), [macs] * b, [cheapest] * b, [merged] * b, spikes.tolist(),
+                                      [float(elements)] * b, "/".join(sorted(encodings)), [t.source for t, _ in terms],
+                                      silent.tolist(), [float(outputs)] * b, float(_weights(conv)), elements / steps,
+                                      outputs / steps, observed, code_sums.tolist()))
 
     def reports(self, constants: EnergyConstants | None = None, images: list[str] | None = None) -> list[EnergyReport]:
         """One report per image of the last forward pass."""
-        self.finish()
         constants = constants or EnergyConstants()
         records = self.passes[-1] if self.passes else []
         neurons = self.neuron_passes[-1] if self.neuron_passes else []
@@ -276,15 +230,15 @@ class EnergyRecorder:
 
 
 @contextlib.contextmanager
-def measure(model: nn.Module, counting: Counting = "auto", background: bool = True):
+def measure(model: nn.Module, counting: Counting = "auto"):
     """Record energy counts of every forward pass of ``model`` inside the block.
 
     Installs a pre-hook on ``model`` (each top-level forward starts a new pass) and a forward hook on each of
     its :class:`~spikedet.nn.conv.SpikeConv` layers and spiking neurons, removed when the block ends. The
     model must be in spike mode (:func:`spikedet.nn.mode.set_spike_mode`) for spikes to be seen. Yields the
-    :class:`EnergyRecorder` (``background``: count spikes on a worker thread, see there).
+    :class:`EnergyRecorder`.
     """
-    recorder = EnergyRecorder(counting, background)
+    recorder = EnergyRecorder(counting)
 
     def start(module, args):
         x = args[0] if args else None
@@ -301,7 +255,6 @@ def measure(model: nn.Module, counting: Counting = "auto", background: bool = Tr
     finally:
         for handle in handles:
             handle.remove()
-        recorder.close()
 
 
 def _per_image(total_rows: int, batch: int) -> int:

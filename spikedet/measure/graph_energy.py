@@ -32,7 +32,7 @@ class GraphEnergy:
     def __init__(self, model: nn.Module, imgsz: int, description: dict):
         param = next(model.parameters())
         blank = torch.zeros(1, 3, imgsz, imgsz, dtype=param.dtype, device=param.device)
-        with measure(model, "auto", background=False) as recorder, torch.no_grad():
+        with measure(model, "auto") as recorder, torch.no_grad():
             model(blank)
         self.convs = recorder.passes[-1]
         self.neurons = recorder.neuron_passes[-1]
