@@ -42,6 +42,7 @@ import contextlib
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -101,6 +102,7 @@ class EnergyRecorder:
         self.batch = 1
         self._cursor = 0  # the next image of the last pass that next_report() reports
         self._hist_cache: dict = {}
+        self._count_cache: dict = {}
 
     def start_pass(self, batch: int) -> None:
         self.batch = max(int(batch), 1)
@@ -108,6 +110,22 @@ class EnergyRecorder:
         self.neuron_passes.append([])
         self._cursor = 0
         self._hist_cache = {}
+        self._count_cache = {}
+
+    def counts(self, train: SpikeTrain) -> np.ndarray:
+        """Per image ``[spikes, silent elements, sum of codes]`` of a train (``[batch, 3]`` float64), from its
+        code histogram and a per-code table (computed once per code): cached like the histograms, so a train
+        read by several convs is counted once and the bookkeeping per conv stays a few Python operations."""
+        code = self._code(train.code)
+        key = (id(train.codes), code)
+        entry = self._count_cache.get(key)
+        if entry is not None and entry[0] is train.codes:
+            return entry[1]
+        counts = self.histogram(train.codes, code.levels).numpy() @ _count_table(code)
+        self._count_cache[key] = (train.codes, counts)
+        while len(self._count_cache) > 8:
+            self._count_cache.pop(next(iter(self._count_cache)))
+        return counts
 
     def histogram(self, codes: Tensor, levels: int) -> Tensor:
         """Per-image code histogram ``[batch, levels + 1]`` of a spike tensor, reused when the same train is
@@ -171,8 +189,7 @@ class EnergyRecorder:
 
     def record_neuron(self, name: str, neuron: SpikingNeuron, train: SpikeTrain) -> None:
         b = self.batch
-        code = self._code(train.code)
-        spikes = (self.histogram(train.codes, code.levels).double() * _spike_table(code)).sum(1).tolist()
+        spikes = self.counts(train)[:, 0].tolist()
         if not self.neuron_passes:
             self.start_pass(b)
         self.neuron_passes[-1].append(_NeuronPass(name, int(getattr(neuron, "T", 1)), [train.codes.numel() / b] * b,
@@ -192,23 +209,20 @@ class EnergyRecorder:
         macs, cheapest, merged, steps = _macs(conv, y, b)
         terms = x.terms()
         shared = {off for i, (_, off) in enumerate(terms) if any(o == off for _, o in terms[:i])}
-        spikes = torch.zeros(b, dtype=torch.float64)
-        silent = torch.zeros(b, dtype=torch.float64)
-        code_sums = torch.zeros(b, dtype=torch.float64)
+        total = np.zeros((b, 3))  # spikes, silent elements, sum of codes
+        silent = np.zeros(b)
         encodings = set()
         observed = 0.0
         for train, off in terms:
-            code = self._code(train.code)
-            encodings.add(code.encoding)
-            hist = self.histogram(train.codes, code.levels).double()
-            table = _spike_table(code)
-            spikes += (hist * table).sum(1)
-            code_sums += (hist * torch.arange(hist.shape[1], dtype=torch.float64)).sum(1)
+            encodings.add(self._code(train.code).encoding)
+            counts = self.counts(train)
+            total += counts
             # Trains summed into the same channels are silent only where all are: their silence is not
             # observable from histograms, so those channels stay out of the sparsity figure.
             if off not in shared:
-                silent += (hist * (table == 0)).sum(1)
+                silent += counts[:, 1]
                 observed += train.codes.numel() / b
+        spikes, code_sums = total[:, 0], total[:, 2]
         first = terms[0][0].codes
         rows = first.shape[0] if first.dim() == 4 else 1
         elements = conv.in_channels * first.shape[-2] * first.shape[-1] * _per_image(rows, b)
@@ -298,10 +312,12 @@ def code_histograms(codes: Tensor, batch: int, levels: int) -> Tensor:
 _TABLES: dict = {}
 
 
-def _spike_table(code) -> Tensor:
-    """Spikes sent for each code 0..L under the code's encoding (cached)."""
+def _count_table(code) -> np.ndarray:
+    """``[L + 1, 3]``: per code 0..L, the spikes it sends under the code's encoding, whether it sends none, and
+    the code itself (a histogram times this table gives spikes, silent elements and the sum of codes)."""
     if code not in _TABLES:
-        _TABLES[code] = code.spike_table()
+        spikes = code.spike_table().numpy()
+        _TABLES[code] = np.stack([spikes, (spikes == 0).astype(np.float64), np.arange(len(spikes), dtype=np.float64)], 1)
     return _TABLES[code]
 
 
