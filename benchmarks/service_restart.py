@@ -19,20 +19,11 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/ holds the server helpers
 from tests.service.common import SERVER_ENV
 from tests.support.service import server_process, tiny_weights
-
-
-def workers(process) -> set[int]:
-    pids = set()
-    for child in psutil.Process(process.pid).children():
-        with contextlib.suppress(psutil.Error):  # a killed worker is a zombie until the supervisor reaps it
-            if "spawn_main" in " ".join(child.cmdline()):
-                pids.add(child.pid)
-    return pids
+from tests.support.service import worker_pids as workers
 
 
 def main() -> None:

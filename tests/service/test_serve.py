@@ -91,16 +91,11 @@ def test_weights_that_fail_to_load_after_start_up_end_the_process_with_exit_2(ti
 def test_a_killed_worker_process_is_replaced_and_the_service_answers_again(tiny):
     """`--processes 2`: SIGKILL every worker; uvicorn's supervisor starts new ones and the service answers
     /healthz again within seconds, /readyz once their models are loaded."""
-    import psutil
+    from tests.support.service import worker_pids
 
     with server_process(tiny, env=SERVER_ENV, args=("--processes", "2")) as (url, process):
         def workers() -> set[int]:
-            pids = set()
-            for child in psutil.Process(process.pid).children():
-                with contextlib.suppress(psutil.Error):  # a killed worker is a zombie until the supervisor reaps it
-                    if "spawn_main" in " ".join(child.cmdline()):
-                        pids.add(child.pid)
-            return pids
+            return worker_pids(process)
 
         old = workers()
         assert len(old) == 2

@@ -113,3 +113,17 @@ class FakeDetector:
         box = {"x1": round(w * 0.2, 1), "y1": round(h * 0.25, 1), "x2": round(w * 0.6, 1), "y2": round(h * 0.8, 1)}
         detections = [{"class_id": 0, "name": "person", "confidence": 0.9, "box": box}] if conf < 0.9 else []
         return FakeResult(w, h, detections)
+
+
+def worker_pids(process) -> set[int]:
+    """The pids of a ``spikedet serve --processes N`` server's worker processes (children started by spawn)."""
+    import contextlib
+
+    import psutil
+
+    pids = set()
+    for child in psutil.Process(process.pid).children():
+        with contextlib.suppress(psutil.Error):  # a killed worker is a zombie until the supervisor reaps it
+            if "spawn_main" in " ".join(child.cmdline()):
+                pids.add(child.pid)
+    return pids
