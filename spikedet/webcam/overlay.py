@@ -24,8 +24,12 @@ def stats_lines(result: dict, fps: float | None = None) -> list[str]:
     e = result.get("energy", {})
     if e:
         eff = e.get("efficiency")
-        lines.append(f"SNN {e.get('snn_mJ', 0):.2f} mJ/frame   ANN {e.get('ann_mJ', 0):.2f} mJ"
-                     + (f"   {eff:.1f}x" if isinstance(eff, (int, float)) and math.isfinite(eff) else ""))
+        verdict = ""
+        if isinstance(eff, (int, float)) and math.isfinite(eff) and eff > 0:
+            # a ratio always says which way it goes and against what (the compute-only float32 convention)
+            verdict = f"   {eff:.1f}x less" if eff >= 1 else f"   {1 / eff:.1f}x more"
+            verdict += " (compute-only, fp32 ANN)"
+        lines.append(f"SNN {e.get('snn_mJ', 0):.2f} mJ/frame   ANN {e.get('ann_mJ', 0):.2f} mJ{verdict}")
     return lines
 
 

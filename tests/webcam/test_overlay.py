@@ -21,3 +21,12 @@ def test_annotate_draws_boxes_as_predict_does_and_keeps_the_stats_below_the_pict
     assert out[240:].std() > 10  # text on the strip
     plain = annotate(np.zeros((240, 320, 3), np.uint8), {"detections": []})
     assert plain.shape == (240, 320, 3)  # no stats to show: the frame keeps its size
+
+
+def test_the_energy_line_says_which_way_the_ratio_goes_and_against_what():
+    from spikedet.webcam.overlay import stats_lines
+
+    cheaper = stats_lines({"detections": [], "energy": {"snn_mJ": 1.0, "ann_mJ": 2.6, "efficiency": 2.6}}, fps=10)
+    assert cheaper[1].endswith("2.6x less (compute-only, fp32 ANN)")
+    dearer = stats_lines({"detections": [], "energy": {"snn_mJ": 2.0, "ann_mJ": 1.0, "efficiency": 0.5}})
+    assert dearer[0].endswith("2.0x more (compute-only, fp32 ANN)")
