@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from spikedet.detector import BACKENDS
+from spikedet.backends import BACKENDS
 from spikedet.errors import SpikedetError
 from spikedet.io.images import DEFAULT_STRIDE, IMGSZ_MAX, IMGSZ_MIN
 

@@ -19,10 +19,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from spikedet.backends import BACKENDS, Backend
 from spikedet.convert.bitplane import spiking
 from spikedet.engine.device import select_device
 from spikedet.engine.results import Detection, detections, image_record
@@ -36,9 +36,6 @@ from spikedet.model.detection import describe_model
 
 __all__ = ["BACKENDS", "Detection", "DetectionResult", "Detector", "detections"]
 
-#: how the model runs: PyTorch (energy from hooks) or ONNX Runtime (energy from the graph's own spike counts)
-BACKENDS = ("torch", "onnxruntime")
-Backend = Literal["torch", "onnxruntime"]
 
 
 @dataclass

@@ -11,7 +11,11 @@ import sys
 from spikedet.cli import options
 from spikedet.cli.options import default_of
 from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, say
-from spikedet.convert.pipelines import a2s_weights, convert_weights, export_weights
+
+# The pipelines (torch, Ultralytics) are imported when a command runs; their defaults are read from source.
+CONVERT = "spikedet.convert.pipelines:convert_weights"
+A2S = "spikedet.convert.pipelines:a2s_weights"
+EXPORT = "spikedet.convert.pipelines:export_weights"
 
 
 @command(
@@ -23,11 +27,11 @@ from spikedet.convert.pipelines import a2s_weights, convert_weights, export_weig
         "model": Setting("str", None, "trained weights (.pt or .safetensors)"),
         "output": options.output(".safetensors", "<weights name>-bitplane.safetensors"),
         "source": options.source("images checked for equivalence (default: the shipped coco8 val images)"),
-        "imgsz": options.imgsz(default_of(convert_weights, "imgsz"), "image size of the check (float64 is slow at 640)",
+        "imgsz": options.imgsz(default_of(CONVERT, "imgsz"), "image size of the check (float64 is slow at 640)",
                                square=True),
-        "images": Setting("int", default_of(convert_weights, "images"), "how many images the check uses",
+        "images": Setting("int", default_of(CONVERT, "images"), "how many images the check uses",
                           minimum=1, maximum=1000),
-        "device": options.device(default_of(convert_weights, "device")),
+        "device": options.device(default_of(CONVERT, "device")),
     },
     examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",),
 )
@@ -35,6 +39,8 @@ def cmd_convert(inv: Invocation) -> int:
     s = inv.settings
     if not s["model"]:
         raise UsageError("give the trained weights: spikedet convert WEIGHTS [-o OUT]")
+    from spikedet.convert.pipelines import convert_weights
+
     result = convert_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"], images=s["images"],
                              device=s["device"])
     report = result.report
@@ -64,18 +70,18 @@ def cmd_convert(inv: Invocation) -> int:
         "model": Setting("str", None, "the ANN: a yolov5 checkpoint (.pt, loaded without its code) or spikedet weights"),
         "output": options.output(".safetensors", "<weights name>-a2s.safetensors"),
         "source": options.source("calibration images (default: the shipped coco8 train images)"),
-        "images": Setting("int", default_of(a2s_weights, "images"), "how many calibration images", minimum=1, maximum=100000),
-        "imgsz": options.imgsz(default_of(a2s_weights, "imgsz"), "calibration image size", square=True),
-        "encoding": Setting("choice", default_of(a2s_weights, "encoding"), "how codes travel as spikes",
+        "images": Setting("int", default_of(A2S, "images"), "how many calibration images", minimum=1, maximum=100000),
+        "imgsz": options.imgsz(default_of(A2S, "imgsz"), "calibration image size", square=True),
+        "encoding": Setting("choice", default_of(A2S, "encoding"), "how codes travel as spikes",
                             choices=("naf", "signed", "binary")),
-        "n": Setting("float", default_of(a2s_weights, "n"), "codes per unit of activation (N)", minimum=1e-3, maximum=1e6),
-        "bits": Setting("int", default_of(a2s_weights, "bits"), "instead of n: per-layer N giving codes of this many bits",
+        "n": Setting("float", default_of(A2S, "n"), "codes per unit of activation (N)", minimum=1e-3, maximum=1e6),
+        "bits": Setting("int", default_of(A2S, "bits"), "instead of n: per-layer N giving codes of this many bits",
                         minimum=2, maximum=16),
-        "rest": Setting("choice", default_of(a2s_weights, "rest"), "which code sends no spikes (signed encodings)",
+        "rest": Setting("choice", default_of(A2S, "rest"), "which code sends no spikes (signed encodings)",
                         choices=("mode", "zero")),
-        "percentile": Setting("float", default_of(a2s_weights, "percentile"),
+        "percentile": Setting("float", default_of(A2S, "percentile"),
                               "calibration percentile of each layer's range D", minimum=50, maximum=100),
-        "device": options.device(default_of(a2s_weights, "device")),
+        "device": options.device(default_of(A2S, "device")),
     },
     examples=(
         "spikedet a2s weights/yolov5n.pt source=path/to/coco/train2017 -o yolov5n-a2s.safetensors",
@@ -86,6 +92,8 @@ def cmd_a2s(inv: Invocation) -> int:
     s = inv.settings
     if not s["model"]:
         raise UsageError("give the ANN weights: spikedet a2s ANN_WEIGHTS [-o OUT]")
+    from spikedet.convert.pipelines import a2s_weights
+
     result = a2s_weights(s["model"], s["output"], source=s["source"], images=s["images"], imgsz=s["imgsz"],
                          encoding=s["encoding"], n=s["n"], bits=s["bits"], rest=s["rest"], percentile=s["percentile"],
                          device=s["device"])
@@ -107,17 +115,19 @@ def cmd_a2s(inv: Invocation) -> int:
     settings={
         "model": options.weights(),
         "output": options.output(".onnx", "<weights name>.onnx"),
-        "imgsz": options.imgsz(default_of(export_weights, "imgsz"), "fixed input size (square)", square=True),
-        "opset": Setting("int", default_of(export_weights, "opset"), "ONNX opset", minimum=13, maximum=21),
+        "imgsz": options.imgsz(default_of(EXPORT, "imgsz"), "fixed input size (square)", square=True),
+        "opset": Setting("int", default_of(EXPORT, "opset"), "ONNX opset", minimum=13, maximum=21),
         "source": options.source("images for the check (default: the shipped coco8 val images)"),
-        "codes": Setting("bool", default_of(export_weights, "codes"), "also output every neuron's codes (for analysis)"),
-        "device": options.device(default_of(export_weights, "device"),
+        "codes": Setting("bool", default_of(EXPORT, "codes"), "also output every neuron's codes (for analysis)"),
+        "device": options.device(default_of(EXPORT, "device"),
                                  "device of the export and of the PyTorch side of the check"),
     },
     examples=("spikedet export weights/yolov5n-a2s.safetensors -o yolov5n-a2s.onnx imgsz=640",),
 )
 def cmd_export(inv: Invocation) -> int:
     s = inv.settings
+    from spikedet.convert.pipelines import export_weights
+
     result = export_weights(s["model"], s["output"], imgsz=s["imgsz"], opset=s["opset"], source=s["source"],
                             codes=s["codes"], device=s["device"])
     check = result.check

@@ -12,8 +12,11 @@ from spikedet.cli import options
 from spikedet.cli.options import default_of
 from spikedet.cli.parser import Invocation, Setting, command, emit_json, plural, say
 from spikedet.measure.costs import BASELINES, MODELS
-from spikedet.measure.energy import CAVEAT
-from spikedet.measure.pipelines import analyze_weights, measure_energy
+from spikedet.measure.report import CAVEAT
+
+# The pipelines (torch, Ultralytics) are imported when a command runs; their defaults are read from source.
+MEASURE_ENERGY = "spikedet.measure.pipelines:measure_energy"
+ANALYZE_WEIGHTS = "spikedet.measure.pipelines:analyze_weights"
 
 
 def _measure_settings(function) -> dict[str, Setting]:
@@ -41,12 +44,14 @@ def _arguments(s: dict) -> dict:
     "per-image, per-layer energy estimate (ACs/MACs from the actual spikes) with detections",
     main="WEIGHTS",
     main_setting="model",
-    settings={**_measure_settings(measure_energy), "layers": Setting("bool", False, "print the per-layer table"),
+    settings={**_measure_settings(MEASURE_ENERGY), "layers": Setting("bool", False, "print the per-layer table"),
               "energy_model": options.energy_model()},
     examples=("spikedet energy best-bitplane.safetensors source=data/coco8/images/val --json",),
 )
 def cmd_energy(inv: Invocation) -> int:
     s = inv.settings
+    from spikedet.measure.pipelines import measure_energy
+
     results = measure_energy(s["model"], s["source"], **_arguments(s))
     if inv.json:
         emit_json([r.to_dict() for r in results])
@@ -76,12 +81,14 @@ def cmd_energy(inv: Invocation) -> int:
     "activation analysis: per-layer code histograms, energy per layer (PNG) and firing rates (CSV, JSON)",
     main="WEIGHTS",
     main_setting="model",
-    settings={**_measure_settings(analyze_weights),
-              "output": Setting("str", default_of(analyze_weights, "output"), "output folder")},
+    settings={**_measure_settings(ANALYZE_WEIGHTS),
+              "output": Setting("str", default_of(ANALYZE_WEIGHTS, "output"), "output folder")},
     examples=("spikedet analyze best.pt source=data/coco8/images/val -o analysis",),
 )
 def cmd_analyze(inv: Invocation) -> int:
     s = inv.settings
+    from spikedet.measure.pipelines import analyze_weights
+
     written = analyze_weights(s["model"], s["source"], s["output"], **_arguments(s))
     if inv.json:
         emit_json({k: str(v) for k, v in written.items()})

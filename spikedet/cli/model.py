@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spikedet.assets import default_weights, resolve_data, resolve_source
 from spikedet.cli import options
 from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, plural, say
-from spikedet.detector import Detector
-from spikedet.engine.device import select_device
 from spikedet.engine.results import image_record
-from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError, first_line
-from spikedet.io.datasets import folder_dataset
 from spikedet.io.images import check_imgsz, default_image, is_image_file, read_image
-from spikedet.io.weights import resolve
-from spikedet.measure.energy import CAVEAT
-from spikedet.measure.pipelines import model_info, predict_records
+from spikedet.measure.report import CAVEAT
+
+if TYPE_CHECKING:
+    from spikedet.engine.yolo import SpikeYOLO
+
+# torch and Ultralytics are imported when a command runs (``spikedet --help`` does not wait for them); the
+# pipeline's defaults are read from its source.
+MODEL_INFO = "spikedet.measure.pipelines:model_info"
 
 
 def _ultralytics_args(inv: Invocation) -> dict:
@@ -38,6 +40,8 @@ def _ultralytics_args(inv: Invocation) -> dict:
         if isinstance(b, bool) or not (b == -1 or (isinstance(b, int) and b >= 1) or (isinstance(b, float) and 0 < b < 1)):
             raise UsageError(f"batch must be an integer >= 1, -1 (auto) or a fraction of memory in (0, 1), got {b!r}")
     if args.get("device") not in (None, ""):
+        from spikedet.engine.device import select_device
+
         select_device(args["device"])
     return args
 
@@ -83,6 +87,9 @@ def _metrics_dict(metrics) -> dict:
 
 def _yolo(model: str | None) -> SpikeYOLO:
     """A :class:`SpikeYOLO` for a model YAML or weights (the default weights when None)."""
+    from spikedet.engine.yolo import SpikeYOLO
+    from spikedet.io.weights import resolve
+
     return SpikeYOLO(resolve(model, allow_pickle=True))
 
 
@@ -94,13 +101,15 @@ def _yolo(model: str | None) -> SpikeYOLO:
     main="MODEL",
     main_setting="model",
     settings={
-        "model": Setting("str", options.default_of(model_info, "model"), "model YAML (spikeyolo-s.yaml) or weights"),
-        "imgsz": options.imgsz(options.default_of(model_info, "imgsz"), "image size the MACs are counted at"),
-        "device": options.device(options.default_of(model_info, "device")),
+        "model": Setting("str", options.default_of(MODEL_INFO, "model"), "model YAML (spikeyolo-s.yaml) or weights"),
+        "imgsz": options.imgsz(options.default_of(MODEL_INFO, "imgsz"), "image size the MACs are counted at"),
+        "device": options.device(options.default_of(MODEL_INFO, "device")),
     },
     examples=("spikedet info spikeyolo-s.yaml", "spikedet info spikeyolo-n.yaml imgsz=320 --json"),
 )
 def cmd_info(inv: Invocation) -> int:
+    from spikedet.measure.pipelines import model_info
+
     summary = model_info(inv.settings["model"], inv.settings["imgsz"], inv.settings["device"])
     if inv.json:
         emit_json(summary)
@@ -186,6 +195,8 @@ def next_steps(best: str | Path, data: str | None) -> list[str]:
     ),
 )
 def cmd_val(inv: Invocation) -> int:
+    from spikedet.io.datasets import folder_dataset
+
     s = inv.settings
     if not s["data"]:
         raise UsageError("give the data YAML (or an image folder with YOLO labels): spikedet val DATA model=WEIGHTS")
@@ -222,6 +233,8 @@ def cmd_val(inv: Invocation) -> int:
               "spikedet predict source=data/coco8/images/val energy=True save=False"),
 )
 def cmd_predict(inv: Invocation) -> int:
+    from spikedet.measure.pipelines import predict_records
+
     args = _ultralytics_args(inv)
     source = resolve_source(args["source"]) if args.get("source") is not None else str(default_image())
     args["source"] = source
@@ -261,6 +274,9 @@ def cmd_predict(inv: Invocation) -> int:
     examples=("spikedet demo", "spikedet demo source=photo.jpg --json"),
 )
 def cmd_demo(inv: Invocation) -> int:
+    from spikedet.detector import Detector
+    from spikedet.engine.device import select_device
+
     s = inv.settings
     source = resolve_source(s["source"]) if s["source"] else str(default_image())
     try:

@@ -6,8 +6,13 @@ A command that runs a library function takes its defaults from that function's s
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from spikedet.cli.parser import Setting, UsageError
@@ -18,9 +23,43 @@ DEVICE_HELP = "cpu, 0, cuda:0 ... (default: the first GPU if there is one, else 
 DEFAULT_WEIGHTS_HELP = "the shipped weights or $SPIKEDET_WEIGHTS"
 
 
-def default_of(function: Callable, name: str) -> Any:
-    """The default of ``function``'s parameter ``name``."""
-    return inspect.signature(function).parameters[name].default
+def default_of(function: Callable | str, name: str) -> Any:
+    """The default of ``function``'s parameter ``name``. ``function`` may be named as ``"module:function"``: its
+    signature is then read from the module's source without importing it (the pipelines import torch and
+    Ultralytics, which ``spikedet --help`` should not wait for); defaults must be literals there, anything
+    else falls back to importing."""
+    if callable(function):
+        return inspect.signature(function).parameters[name].default
+    defaults = _source_defaults(function)
+    if name in defaults:
+        return defaults[name]
+    module, _, attr = function.partition(":")
+    return inspect.signature(getattr(importlib.import_module(module), attr)).parameters[name].default
+
+
+@functools.cache
+def _source_defaults(target: str) -> dict[str, Any]:
+    """``{parameter: default}`` of the function ``"module:function"`` whose defaults are literals, read from the
+    module's source (nothing is imported)."""
+    module, _, attr = target.partition(":")
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == attr)
+    args = node.args
+    out = {}
+    positional = args.posonlyargs + args.args
+    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+        out[arg.arg] = default
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+        if default is not None:
+            out[arg.arg] = default
+    literal = {}
+    for key, default in out.items():
+        try:
+            literal[key] = ast.literal_eval(default)
+        except ValueError:
+            continue  # not a literal: default_of imports the module for this one
+    return literal
 
 
 def weights(help: str = f"weights (default: {DEFAULT_WEIGHTS_HELP})") -> Setting:

@@ -10,9 +10,6 @@ import sys
 
 from spikedet.cli import options
 from spikedet.cli.parser import Invocation, Setting, command, emit_json
-from spikedet.engine.device import select_device
-from spikedet.io.weights import check_weights
-from spikedet.service.server import bind, serve
 from spikedet.service.settings import BACKENDS, LOG_LEVELS, Settings
 
 
@@ -60,6 +57,10 @@ def _log(text: str) -> None:
     ),
 )
 def cmd_serve(inv: Invocation) -> int:
+    from spikedet.engine.device import select_device
+    from spikedet.io.weights import check_weights
+    from spikedet.service.server import bind, serve
+
     s = dict(inv.settings)
     allow_pickle = s.pop("allow_pickle") or None  # the flag can only turn it on; the environment may too
     settings = Settings.from_env(allow_pickle=allow_pickle, **s)
@@ -103,6 +104,8 @@ def cmd_serve(inv: Invocation) -> int:
 def cmd_webcam(inv: Invocation) -> int:
     from spikedet import webcam
     from spikedet.detector import Detector
+    from spikedet.engine.device import select_device
+    from spikedet.io.weights import check_weights
 
     s = inv.settings
     port = s["port"]

@@ -11,7 +11,6 @@ import sys
 
 from spikedet.cli import options
 from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_json, say
-from spikedet.io.spikeyolo_import import import_spikeyolo_weights
 
 #: ``neuron=`` choices: keep their I-LIF, or start IBRA-LIF at the paper's setting (D, N overridable).
 NEURON_DEFAULTS = {"IBRALIF": {"D": 5.11, "N": 100}}
@@ -55,6 +54,8 @@ def cmd_import_spikeyolo(inv: Invocation) -> int:
     s = inv.settings
     if not s["model"]:
         raise UsageError("give the SpikeYOLO checkpoint: spikedet import-spikeyolo CHECKPOINT [-o OUT.safetensors]")
+    from spikedet.io.spikeyolo_import import import_spikeyolo_weights
+
     result = import_spikeyolo_weights(s["model"], s["output"], reference=s["reference"],
                                       neuron=_neuron(s["neuron"], s["D"], s["N"]))
     if inv.json:

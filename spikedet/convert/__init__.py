@@ -8,6 +8,17 @@ and ONNX export.
 - :mod:`~spikedet.convert.pipelines`: the ``convert``, ``a2s`` and ``export`` commands as functions.
 """
 
-from spikedet.convert.pipelines import a2s_weights, convert_weights, export_weights
+import importlib
+
+#: The pipelines are imported on first use, so importing one light module of this package (e.g. the energy
+#: models' constants for the CLI's settings) does not import torch and Ultralytics.
+_LAZY = {"a2s_weights": "spikedet.convert.pipelines", "convert_weights": "spikedet.convert.pipelines", "export_weights": "spikedet.convert.pipelines"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["a2s_weights", "convert_weights", "export_weights"]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made: the image-size rule serves the CLI without it
+    from torch import Tensor
 
 from spikedet.assets import asset_dir, resolve_source
 from spikedet.errors import SpikedetError
@@ -34,6 +36,8 @@ DEFAULT_STRIDE = 32
 def model_stride(model) -> int:
     """The largest stride of a detection model's head: image sizes must be a multiple of it."""
     stride = getattr(model, "stride", None)
+    import torch
+
     return int(max(stride.tolist())) if isinstance(stride, torch.Tensor) and stride.numel() else DEFAULT_STRIDE
 
 
@@ -88,12 +92,16 @@ def letterbox_tensor(image_bgr: np.ndarray, imgsz: int) -> Tensor:
     from ultralytics.data.augment import LetterBox
 
     boxed = LetterBox(new_shape=(imgsz, imgsz), auto=False)(image=image_bgr)
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1))).float() / 255
 
 
 def load_batch(source: str | Path, imgsz: int, limit: int | None = None) -> tuple[Tensor, list[Path]]:
     """Up to ``limit`` images of ``source``, letterboxed into one batch ``[B, 3, imgsz, imgsz]``."""
     files = image_files(source)[:limit]
+    import torch
+
     return torch.stack([letterbox_tensor(read_image(f), imgsz) for f in progress(files, "reading images")]), files
 
 

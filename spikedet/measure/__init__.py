@@ -6,6 +6,17 @@
 - :mod:`~spikedet.measure.pipelines`: the ``info``, ``energy`` and ``analyze`` commands as functions.
 """
 
-from spikedet.measure.pipelines import analyze_weights, measure_energy, model_info
+import importlib
+
+#: The pipelines are imported on first use, so importing one light module of this package (e.g. the energy
+#: models' constants for the CLI's settings) does not import torch and Ultralytics.
+_LAZY = {"analyze_weights": "spikedet.measure.pipelines", "measure_energy": "spikedet.measure.pipelines", "model_info": "spikedet.measure.pipelines"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["analyze_weights", "measure_energy", "model_info"]
