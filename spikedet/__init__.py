@@ -42,9 +42,18 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+def lazy_attributes(package: str, names: dict[str, str]):
+    """A module ``__getattr__`` that imports each of ``names`` (attribute -> the module defining it) on first use,
+    so importing ``package`` (or a light module inside it) does not import torch and Ultralytics."""
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'spikedet' has no attribute {name!r}")
+    def __getattr__(name: str):
+        if name in names:
+            import importlib
+
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+__getattr__ = lazy_attributes("spikedet", _LAZY)

@@ -8,17 +8,10 @@ and ONNX export.
 - :mod:`~spikedet.convert.pipelines`: the ``convert``, ``a2s`` and ``export`` commands as functions.
 """
 
-import importlib
+from spikedet import lazy_attributes
 
 #: The pipelines are imported on first use, so importing one light module of this package (e.g. the energy
 #: models' constants for the CLI's settings) does not import torch and Ultralytics.
-_LAZY = {"a2s_weights": "spikedet.convert.pipelines", "convert_weights": "spikedet.convert.pipelines", "export_weights": "spikedet.convert.pipelines"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_attributes("spikedet.convert", dict.fromkeys(("a2s_weights", "convert_weights", "export_weights"), "spikedet.convert.pipelines"))
 
 __all__ = ["a2s_weights", "convert_weights", "export_weights"]

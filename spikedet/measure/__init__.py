@@ -6,17 +6,10 @@
 - :mod:`~spikedet.measure.pipelines`: the ``info``, ``energy`` and ``analyze`` commands as functions.
 """
 
-import importlib
+from spikedet import lazy_attributes
 
 #: The pipelines are imported on first use, so importing one light module of this package (e.g. the energy
 #: models' constants for the CLI's settings) does not import torch and Ultralytics.
-_LAZY = {"analyze_weights": "spikedet.measure.pipelines", "measure_energy": "spikedet.measure.pipelines", "model_info": "spikedet.measure.pipelines"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_attributes("spikedet.measure", dict.fromkeys(("analyze_weights", "measure_energy", "model_info"), "spikedet.measure.pipelines"))
 
 __all__ = ["analyze_weights", "measure_energy", "model_info"]
