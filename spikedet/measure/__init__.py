@@ -10,6 +10,8 @@ from spikedet import lazy_attributes
 
 #: The pipelines are imported on first use, so importing one light module of this package (e.g. the energy
 #: models' constants for the CLI's settings) does not import torch and Ultralytics.
-__getattr__ = lazy_attributes("spikedet.measure", dict.fromkeys(("analyze_weights", "measure_energy", "model_info"), "spikedet.measure.pipelines"))
+__getattr__ = lazy_attributes(
+    "spikedet.measure", dict.fromkeys(("analyze_weights", "measure_energy", "model_info"), "spikedet.measure.pipelines")
+)
 
 __all__ = ["analyze_weights", "measure_energy", "model_info"]
