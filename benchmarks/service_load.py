@@ -268,13 +268,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
           f"Python {platform.python_version()}, torch {torch.__version__}", file=sys.stderr)
+    threads = args.torch_threads or default_torch_threads(args.workers)  # the service's rule
     print(f"weights: {weights}{note}; image {image.name} ({len(image_bytes):,} bytes); imgsz {args.imgsz}; "
           f"server max_concurrency {args.max_concurrency}, workers {args.workers}, torch threads per worker "
-          f"{args.torch_threads or default_torch_threads(args.workers)}", file=sys.stderr)
+          f"{threads}", file=sys.stderr)
 
-    threads = args.torch_threads or default_torch_threads(args.workers)  # the service's rule
-    exports = tempfile.TemporaryDirectory(prefix="spikedet-bench-")
-    raw = (RawOnnx(weights, image_bytes, args.imgsz, threads, exports.name) if args.backend == "onnxruntime"
+    exports = tempfile.TemporaryDirectory(prefix="spikedet-bench-") if args.backend == "onnxruntime" else None
+    raw = (RawOnnx(weights, image_bytes, args.imgsz, threads, exports.name) if exports is not None
            else RawModel(weights, image_bytes, args.imgsz, threads))
     env = {"SPIKEDET_MAX_CONCURRENCY": str(args.max_concurrency), "SPIKEDET_WORKERS": str(args.workers),
            "SPIKEDET_BACKEND": args.backend,

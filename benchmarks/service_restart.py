@@ -10,20 +10,13 @@ Usage: ``python benchmarks/service_restart.py [--weights W]``
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/ holds the server helpers
 from tests.service.common import SERVER_ENV
-from tests.support.service import server_process, tiny_weights
-from tests.support.service import worker_pids as workers
+from tests.support.service import kill_workers, seconds_until_ok, server_process, tiny_weights, worker_pids
 
 
 def main() -> None:
@@ -32,20 +25,15 @@ def main() -> None:
     args = parser.parse_args()
     weights = Path(args.weights) if args.weights else tiny_weights(Path(tempfile.gettempdir()) / "spikedet-tiny.safetensors")
     with server_process(weights, env=SERVER_ENV, args=("--processes", "2")) as (url, process):
-        old = workers(process)
-        for pid in old:
-            os.kill(pid, signal.SIGKILL)
-        killed, alive, ready = time.monotonic(), None, None
-        while ready is None and time.monotonic() - killed < 120:
-            with contextlib.suppress(httpx.HTTPError):
-                if alive is None and httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    alive = time.monotonic() - killed
-                if alive is not None and httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    ready = time.monotonic() - killed
-            time.sleep(0.05)
-        print(f"killed {len(old)} workers: /healthz 200 after {alive:.2f} s, /readyz 200 after {ready:.2f} s; "
-              f"{len(workers(process) - old)} new workers")
+        old, killed = kill_workers(process)
+        alive = seconds_until_ok(url + "/healthz", killed, 120)
+        ready = seconds_until_ok(url + "/readyz", killed, 120)
 
+        def after(seconds: float | None) -> str:
+            return "not within 120 s" if seconds is None else f"after {seconds:.2f} s"
+
+        print(f"killed {len(old)} workers: /healthz 200 {after(alive)}, /readyz 200 {after(ready)}; "
+              f"{len(worker_pids(process) - old)} new workers")
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ answers 200 within 3 s, else 1 (one line on stderr saying why). The URL defaults
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
 import urllib.error
@@ -21,6 +22,8 @@ def check(url: str) -> str | None:
         return f"/readyz answered {e.code}"
     except (urllib.error.URLError, OSError) as e:
         return f"no answer from {url}: {getattr(e, 'reason', e)}"
+    except (ValueError, http.client.HTTPException) as e:  # a malformed URL (e.g. SPIKEDET_PORT=abc), a bad answer
+        return f"bad URL {url!r}: {e}"
 
 
 def main(argv: list[str] | None = None) -> int:

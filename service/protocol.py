@@ -24,9 +24,11 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-#: defaults of the two limits (the service's settings ``header_timeout_s`` and ``max_connections``)
-HEADER_TIMEOUT_S = 10.0
-MAX_CONNECTIONS = 256
+from spikedet.service.settings import Settings
+
+#: defaults of the two limits: the service's settings ``header_timeout_s`` and ``max_connections``
+HEADER_TIMEOUT_S: float = Settings.__dataclass_fields__["header_timeout_s"].default
+MAX_CONNECTIONS: int = Settings.__dataclass_fields__["max_connections"].default
 
 
 class ServiceConfig(uvicorn.Config):

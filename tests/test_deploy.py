@@ -37,3 +37,9 @@ def test_kubernetes_deployment_probes_limits_and_service():
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+
+
+def test_the_image_installs_the_torch_the_makefile_tests_with():
+    docker = re.search(r'^ARG TORCH_SPEC="([^"]+)"', (ROOT / "Dockerfile").read_text(), re.M)
+    make = re.search(r"^TORCH_SPEC \?= (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert docker and make and docker.group(1) == make.group(1).strip()

@@ -68,7 +68,9 @@ def build_router(settings: Settings) -> APIRouter:
             start = time.perf_counter()
             data = await read_image(request, settings)
             received = time.perf_counter()
-            pixels = state.pixels(data)  # header only: 400/413/415 before any pixel is decoded
+            # header only: 400/413/415 before any pixel is decoded; in a worker thread, since a crafted header
+            # (many compressed text chunks) can take Pillow long enough to stall every other endpoint
+            pixels = await anyio.to_thread.run_sync(state.pixels, data, limiter=state.decode_limiter)
             await state.pixel_budget.acquire(pixels)
             try:
                 waited = time.perf_counter()

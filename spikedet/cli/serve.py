@@ -40,7 +40,7 @@ def _log(text: str) -> None:
                              + _env_default("processes"), minimum=1),
         "workers": Setting("int", None, "model replicas run in parallel by threads of each process "
                            + _env_default("workers"), minimum=1),
-        "torch_threads": Setting("int", None, "torch threads per replica, 0 = (cores - 1) / workers "
+        "torch_threads": Setting("int", None, "torch threads per replica, 0 = (cores - 1) / (workers x processes) "
                                  + _env_default("torch_threads"), minimum=0),
         "max_concurrency": Setting("int", None, "detect requests admitted at once, more get 503 "
                                    + _env_default("max_concurrency"), minimum=1),

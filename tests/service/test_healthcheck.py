@@ -27,3 +27,12 @@ def test_health_check_module_tells_ready_from_not_ready():
             threading.Event().wait(0.05)
         assert main([url]) == 0
     assert main([url]) == 1  # stopped: no answer
+
+
+def test_a_malformed_port_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from spikedet.service.healthcheck import main
+
+    monkeypatch.setenv("SPIKEDET_PORT", "abc")
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("unhealthy: bad URL") and len(err.strip().splitlines()) == 1

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -91,25 +88,14 @@ def test_weights_that_fail_to_load_after_start_up_end_the_process_with_exit_2(ti
 def test_a_killed_worker_process_is_replaced_and_the_service_answers_again(tiny):
     """`--processes 2`: SIGKILL every worker; uvicorn's supervisor starts new ones and the service answers
     /healthz again within seconds, /readyz once their models are loaded."""
-    from tests.support.service import worker_pids
+    from tests.support.service import kill_workers, seconds_until_ok, worker_pids
 
     with server_process(tiny, env=SERVER_ENV, args=("--processes", "2")) as (url, process):
-        def workers() -> set[int]:
-            return worker_pids(process)
-
-        old = workers()
+        old, killed = kill_workers(process)
         assert len(old) == 2
-        for pid in old:
-            os.kill(pid, signal.SIGKILL)
-        killed = time.monotonic()
-        answered = None
-        while time.monotonic() - killed < 60 and answered is None:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    answered = time.monotonic() - killed
-            time.sleep(0.1)
+        answered = seconds_until_ok(url + "/healthz", killed, 60)
         assert answered is not None and answered < 30, answered
         wait_ready(url, 120, process)
-        new = workers()
+        new = worker_pids(process)
         assert len(new) == 2 and not new & old
         assert process.poll() is None

@@ -100,13 +100,11 @@ class FakeDetector:
 
     def __init__(self, settings=None, delay: float = 0.0):
         self.delay = delay
-        self.calls = 0
 
     def info(self) -> dict:
         return {"weights": "fake", "architecture": "fake", "scale": None, "classes": 1, "names": {0: "person"}}
 
     def detect(self, image, conf: float = 0.25, iou: float = 0.7, imgsz: int | None = None) -> FakeResult:
-        self.calls += 1
         if self.delay:
             time.sleep(self.delay)
         h, w = image.shape[:2]
@@ -117,8 +115,6 @@ class FakeDetector:
 
 def worker_pids(process) -> set[int]:
     """The pids of a ``spikedet serve --processes N`` server's worker processes (children started by spawn)."""
-    import contextlib
-
     import psutil
 
     pids = set()
@@ -127,3 +123,23 @@ def worker_pids(process) -> set[int]:
             if "spawn_main" in " ".join(child.cmdline()):
                 pids.add(child.pid)
     return pids
+
+
+def kill_workers(process) -> tuple[set[int], float]:
+    """SIGKILL every worker process of a ``--processes N`` server: their pids and the moment they were killed."""
+    import signal
+
+    pids = worker_pids(process)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return pids, time.monotonic()
+
+
+def seconds_until_ok(url: str, since: float, limit: float) -> float | None:
+    """Seconds from ``since`` until GET ``url`` answers 200 (polled), or None when it has not within ``limit``."""
+    while time.monotonic() - since < limit:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - since
+        time.sleep(0.05)
+    return None
