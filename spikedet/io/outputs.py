@@ -33,6 +33,14 @@ def output_file(path: str | Path | None, suffixes: Sequence[str], default: str |
     return chosen
 
 
+def output_folder(path: str | Path) -> Path:
+    """The folder to write into: ``path``, created when missing; an existing file there is refused."""
+    chosen = Path(path).expanduser()
+    if chosen.exists() and not chosen.is_dir():
+        raise SpikedetError(f"output {str(chosen)!r} is a file, not a folder")
+    return chosen
+
+
 def write_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``tensors`` as a safetensors file with the permissions of any new file (``0666`` less the umask)."""
     from safetensors.torch import save

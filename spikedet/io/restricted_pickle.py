@@ -18,13 +18,19 @@ format may name is that format's business (:mod:`spikedet.io.yolov5` lists YOLOv
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
+import json
 import pickle
 import types
+import zipfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from spikedet.errors import SpikedetError, first_line
 
 __all__ = ["ModuleStub", "RestrictedUnpickler", "pickle_module", "stub_classes"]
 
@@ -124,6 +130,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     stubs: dict[str, type[ModuleStub]] = {}
     what: str = "a checkpoint"  # for the refusal message: "not one of the classes <what> may reference"
+    #: harmless real globals this kind of checkpoint also needs, beside :data:`SAFE_GLOBALS`
+    extra_globals: dict[str, Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         key = f"{module}.{name}"
@@ -131,6 +139,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self.stubs[key]
         if key in SAFE_GLOBALS:
             return SAFE_GLOBALS[key]
+        if key in self.extra_globals:
+            return self.extra_globals[key]
         raise pickle.UnpicklingError(f"refusing to load global {key!r}: not one of the classes {self.what} may reference")
 
     @classmethod
@@ -148,3 +158,50 @@ def pickle_module(unpickler: type[RestrictedUnpickler]) -> types.ModuleType:
     module.UnpicklingError = pickle.UnpicklingError
     module.__version__ = "1"
     return module
+
+
+# -- reading checkpoint files ---------------------------------------------------------------------
+
+def check_zip(path: Path) -> None:
+    """A ``.pt`` checkpoint is a zip archive; anything else (empty, truncated, another file) is one clear line
+    here rather than the reader's nested messages."""
+    if not zipfile.is_zipfile(path):
+        raise SpikedetError(f"cannot load {str(path)!r}: not a PyTorch checkpoint (not a zip archive: the file is "
+                            "empty, truncated or something else)")
+
+
+@contextlib.contextmanager
+def readable(path: Path):
+    """Turn the errors of reading a corrupt or foreign weights file into one clear :class:`SpikedetError`."""
+    try:
+        yield
+    except SpikedetError:
+        raise
+    except (pickle.UnpicklingError, EOFError, RuntimeError, TypeError, ValueError, KeyError, AttributeError,
+            OSError, ModuleNotFoundError, json.JSONDecodeError) as e:
+        reason = first_line(e).split(" (")[0]  # the reader's own message, without the notes nested in it
+        raise SpikedetError(f"cannot load {str(path)!r}: not usable spikedet/Ultralytics weights "
+                            f"({type(e).__name__}: {reason})") from None
+
+
+def pickle_bytes(path: str | Path) -> bytes | None:
+    """The pickle (``data.pkl``) of a torch zip checkpoint, as bytes (nothing is unpickled); None when ``path``
+    is not one (any unreadable archive: the loading path then reports it in one line)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+            return None if name is None else z.read(name)
+    except Exception:  # noqa: BLE001 -- bad deflate data, encryption, ...: not a checkpoint we can read
+        return None
+
+
+def read_checkpoint(path: Path, pickle_module: types.ModuleType, fail) -> dict:
+    """The checkpoint dict of a ``.pt`` read through a restricted ``pickle_module`` (``fail(message)`` raises the
+    importer's own error); the reader's own errors pass through (callers turn them into one line with
+    :func:`readable`)."""
+    if not path.is_file():
+        fail(f"checkpoint {str(path)!r} not found")
+    ckpt = torch.load(path, map_location="cpu", pickle_module=pickle_module, weights_only=False)
+    if not isinstance(ckpt, dict):
+        fail(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
+    return ckpt

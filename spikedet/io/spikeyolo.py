@@ -25,7 +25,6 @@ the Gen1 event-camera models (T = 2, SpikingJelly's ``MultiStepLIFNode``) and th
 from __future__ import annotations
 
 import codecs
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,9 @@ from spikedet.io.restricted_pickle import (
     RestrictedUnpickler,
     conv_mismatch,
     pair,
+    pickle_bytes,
     pickle_module,
+    read_checkpoint,
     stub_classes,
 )
 from spikedet.io.spikeyolo_names import LAYERS, spikedet_name
@@ -100,23 +101,10 @@ class SpikeYoloUnpickler(RestrictedUnpickler):
 
     stubs = stub_classes(_STUBBED)
     what = "a SpikeYOLO checkpoint"
-
-    def find_class(self, module: str, name: str):
-        if (module, name) == ("_codecs", "encode"):  # how protocol 2 spells bytes (numpy scalars in run metrics)
-            return codecs.encode
-        return super().find_class(module, name)
+    extra_globals = {"_codecs.encode": codecs.encode}  # how protocol 2 spells bytes (numpy scalars in run metrics)
 
 
 RESTRICTED_PICKLE = pickle_module(SpikeYoloUnpickler)
-
-
-def _pickle_bytes(path: str | Path) -> bytes | None:
-    try:
-        with zipfile.ZipFile(path) as z:
-            name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
-            return None if name is None else z.read(name)
-    except Exception:  # noqa: BLE001 -- an unreadable archive is not one; the loader reports it in one line
-        return None
 
 
 def spikeyolo_kind(path: str | Path) -> str | None:
@@ -125,7 +113,7 @@ def spikeyolo_kind(path: str | Path) -> str | None:
     ``"coco"`` (loadable), ``"gen1"`` (event-camera models on SpikingJelly's LIF), ``"binary"`` (the
     binary-inference variant), or None when the file is no SpikeYOLO checkpoint.
     """
-    data = _pickle_bytes(path)
+    data = pickle_bytes(path)
     if data is None:
         return None
     if b"yolo_spikformer_bin" in data:
@@ -144,26 +132,24 @@ _REFUSED = {
 }
 
 
-def refuse_unsupported(path: str | Path) -> None:
+def refuse_unsupported(path: str | Path, kind: str | None = None) -> None:
     """Raise :class:`SpikeYoloImportError` (one line, naming the kind) for a SpikeYOLO checkpoint spikedet cannot
-    represent: Gen1 or binary-inference. Reads the pickle's bytes only."""
-    kind = spikeyolo_kind(path)
+    represent: Gen1 or binary-inference. Reads the pickle's bytes only (unless its ``kind`` is known)."""
+    kind = spikeyolo_kind(path) if kind is None else kind
     if kind in _REFUSED:
         raise SpikeYoloImportError(f"{str(path)!r} is {_REFUSED[kind]}")
 
 
 def read_spikeyolo_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict of a SpikeYOLO ``.pt``, its modules as :class:`ModuleStub` objects (tensors as stored)."""
+    """The checkpoint dict of a SpikeYOLO ``.pt``, its modules as :class:`ModuleStub` objects (tensors as stored);
+    a corrupt or foreign file is one line."""
     path = Path(path)
-    if not path.is_file():
-        _fail(f"checkpoint {str(path)!r} not found")
-    refuse_unsupported(path)
-    if spikeyolo_kind(path) is None:
-        _fail(f"{str(path)!r} is not a SpikeYOLO checkpoint (its pickle names no {THEIRS} class)")
-    ckpt = torch.load(path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False)
-    if not isinstance(ckpt, dict):
-        _fail(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
-    return ckpt
+    if path.is_file():
+        kind = spikeyolo_kind(path)
+        refuse_unsupported(path, kind)
+        if kind is None:
+            _fail(f"{str(path)!r} is not a SpikeYOLO checkpoint (its pickle names no {THEIRS} class)")
+    return read_checkpoint(path, RESTRICTED_PICKLE, _fail)
 
 
 # -- reading the network from the file ----------------------------------------------------------------

@@ -38,8 +38,11 @@ def neuron_map(names: list[str]) -> dict[str, str]:
     """Their neuron layer names -> spikedet's (the block type comes from the layer index)."""
     out = {}
     for name in names:
-        layer = int(name.split(".")[1])
-        mine = spikedet_name(name, LAYER_TYPES[layer], tensor=False)
+        parts = name.split(".")
+        if len(parts) < 2 or not parts[1].isdigit() or int(parts[1]) >= len(LAYER_TYPES):
+            raise SpikedetError(f"the reference names an unknown neuron layer {name!r} (expected model.<0.."
+                                f"{len(LAYER_TYPES) - 1}>.<...>)")
+        mine = spikedet_name(name, LAYER_TYPES[int(parts[1])], tensor=False)
         if mine is not None:
             out[name] = mine
     return out
@@ -84,6 +87,9 @@ def _inputs(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             out[x] = t.float() / 255
     if not out:
         raise SpikedetError("the reference holds no inputs (<x>.input or <x>.image_u8)")
+    missing = sorted(x for x in out if f"{x}.output" not in tensors)
+    if missing:
+        raise SpikedetError(f"the reference holds no head output for input {missing[0]!r} ({missing[0]}.output)")
     return out
 
 

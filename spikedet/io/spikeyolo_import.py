@@ -16,6 +16,7 @@ from pathlib import Path
 
 from spikedet.errors import SpikedetError
 from spikedet.io.outputs import output_file
+from spikedet.io.restricted_pickle import check_zip, readable
 from spikedet.io.spikeyolo import import_spikeyolo
 from spikedet.io.spikeyolo_check import compare_with_reference
 from spikedet.io.weights import save_model
@@ -40,19 +41,21 @@ class ImportResult:
 
 
 def import_spikeyolo_weights(checkpoint: str | Path, output: str | Path | None = None, *,
-                             reference: str | Path | None = None, neuron: dict | None = None,
-                             write: bool = True) -> ImportResult:
+                             reference: str | Path | None = None, neuron: dict | None = None) -> ImportResult:
     """Read a SpikeYOLO ``.pt``, optionally compare it with a reference of their outputs, optionally switch its
     neurons, and write spikedet weights (``<checkpoint name>.safetensors`` by default; nothing is written when
     the comparison finds a difference)."""
     checkpoint = Path(checkpoint)
-    target = output_file(output, (".safetensors",), default=checkpoint.with_suffix(".safetensors").name) if write else None
+    target = output_file(output, (".safetensors",), default=checkpoint.with_suffix(".safetensors").name)
     if neuron is not None:
         try:
             make_neuron({"T": 1, **neuron})
         except ValueError as e:
             raise SpikedetError(f"neuron: {e}") from None
-    imported = import_spikeyolo(checkpoint)
+    if checkpoint.is_file():
+        check_zip(checkpoint)
+    with readable(checkpoint):  # a corrupt or tampered file: one line, as every loader says it
+        imported = import_spikeyolo(checkpoint)
     comparison = compare_with_reference(imported.model, reference) if reference is not None else None
     model = imported.model if neuron is None else imported.model.with_neuron(neuron)
     if comparison is not None and not comparison["equal"]:

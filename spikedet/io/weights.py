@@ -23,10 +23,7 @@ What a model name can be (resolved by :func:`spikedet.assets.resolve_weights`: a
 
 from __future__ import annotations
 
-import contextlib
 import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +34,7 @@ from ultralytics.nn.tasks import load_checkpoint
 from spikedet.assets import resolve_model_yaml, resolve_weights
 from spikedet.errors import SpikedetError, first_line
 from spikedet.io.outputs import output_file, write_safetensors
+from spikedet.io.restricted_pickle import check_zip, readable
 from spikedet.io.spikeyolo import load_spikeyolo_checkpoint, refuse_unsupported, spikeyolo_kind
 from spikedet.io.yolov5 import is_yolov5_checkpoint, load_yolov5_checkpoint
 from spikedet.model.detection import SpikeDetectionModel
@@ -120,28 +118,6 @@ def load_model(name: str | Path | None = None, *, allow_pickle: bool = False, re
             check_zip(path)
             model = load_checkpoint(str(path))[0]
     return model.to(device)
-
-
-def check_zip(path: Path) -> None:
-    """A ``.pt`` checkpoint is a zip archive; anything else (empty, truncated, another file) is one clear line
-    here rather than the reader's nested messages."""
-    if not zipfile.is_zipfile(path):
-        raise SpikedetError(f"cannot load {str(path)!r}: not a PyTorch checkpoint (not a zip archive: the file is "
-                            "empty, truncated or something else)")
-
-
-@contextlib.contextmanager
-def readable(path: Path):
-    """Turn the errors of reading a corrupt or foreign weights file into one clear :class:`SpikedetError`."""
-    try:
-        yield
-    except SpikedetError:
-        raise
-    except (pickle.UnpicklingError, EOFError, RuntimeError, TypeError, ValueError, KeyError, AttributeError,
-            OSError, ModuleNotFoundError, json.JSONDecodeError) as e:
-        reason = first_line(e).split(" (")[0]  # the reader's own message, without the notes nested in it
-        raise SpikedetError(f"cannot load {str(path)!r}: not usable spikedet/Ultralytics weights "
-                            f"({type(e).__name__}: {reason})") from None
 
 
 # -- safetensors ----------------------------------------------------------------------------------

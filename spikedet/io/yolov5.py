@@ -16,7 +16,6 @@ The checkpoints are Ultralytics' (AGPL-3.0); see ``weights/SOURCE-yolov5n.md``.
 from __future__ import annotations
 
 import math
-import zipfile
 from pathlib import Path
 
 import torch
@@ -29,7 +28,9 @@ from spikedet.io.restricted_pickle import (
     RestrictedUnpickler,
     conv_mismatch,
     pair,
+    pickle_bytes,
     pickle_module,
+    read_checkpoint,
     stub_classes,
 )
 from spikedet.model.builder import scale_values
@@ -87,23 +88,12 @@ def is_yolov5_checkpoint(path: str | Path) -> bool:
     """True if ``path`` is a torch zip checkpoint pickling the yolov5 repository's ``models.yolo`` classes.
 
     Reads the pickle's bytes only (nothing is unpickled)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
-            return name is not None and b"models.yolo" in z.read(name)
-    except Exception:  # noqa: BLE001 -- any unreadable archive (bad deflate data, encryption, ...) is not one;
-        return False  # the normal loading path then reports it in one line
+    return b"models.yolo" in (pickle_bytes(path) or b"")
 
 
 def read_yolov5_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict of a YOLOv5 ``.pt``, its modules as :class:`ModuleStub` objects (tensors as stored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise Yolov5ImportError(f"YOLOv5 checkpoint {str(path)!r} not found")
-    ckpt = torch.load(path, map_location="cpu", pickle_module=RESTRICTED_PICKLE, weights_only=False)
-    if not isinstance(ckpt, dict):
-        raise Yolov5ImportError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
-    return ckpt
+    return read_checkpoint(Path(path), RESTRICTED_PICKLE, _fail)
 
 
 # -- building the spikedet model and copying the weights ------------------------------------------------

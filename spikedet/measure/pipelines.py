@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikedet.assets import resolve_weights
 from spikedet.convert.bitplane import spiking
 from spikedet.engine.device import select_device
 from spikedet.engine.results import Detection, detections, image_record
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.io.images import check_imgsz, default_image, image_files, model_stride
-from spikedet.io.weights import load_model
+from spikedet.io.outputs import output_folder
+from spikedet.io.weights import load_model, resolve
 from spikedet.measure import analysis, energy
 from spikedet.measure.costs import EnergyConstants
 from spikedet.measure.opcount import layer_table
@@ -59,7 +59,7 @@ def model_info(model: str | Path = "spikeyolo-n.yaml", imgsz: int | list[int] = 
 
 def spiking_yolo(weights: str | Path | None, path: str = "integer", imgsz: int | None = None) -> SpikeYOLO:
     """A :class:`SpikeYOLO` of ``weights`` whose model runs in spike mode on ``path`` (converted if needed)."""
-    yolo = SpikeYOLO(resolve_weights(weights))
+    yolo = SpikeYOLO(resolve(weights, allow_pickle=True))
     if imgsz is not None:
         check_imgsz(imgsz, model_stride(yolo.model))
     yolo.model = spiking(yolo.model, path)
@@ -133,6 +133,7 @@ def analyze_weights(weights: str | Path | None = None, source: str | Path | None
     """Activation analysis (code histograms, energy per layer, firing rates) written into the folder ``output``;
     the arguments are :func:`measure_energy`'s. Returns the files written by kind."""
     files = _sources(source)
+    output = output_folder(output)  # before the model loads
     yolo = spiking_yolo(weights, path, imgsz)
     return analysis.analyze(yolo, files, output, imgsz=imgsz, conf=conf, device=device, counting=counting,
                             constants=constants)

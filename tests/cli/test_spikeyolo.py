@@ -56,3 +56,28 @@ def test_import_refuses_what_it_cannot_read_in_one_line(tmp_path, spikeyolo_tiny
         assert proc.returncode == 2, (args, proc.stderr[-500:])
         assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "plain.safetensors").exists()
+
+
+def test_import_says_a_corrupt_checkpoint_or_a_malformed_reference_in_one_line(tmp_path, spikeyolo_tiny):
+    import zipfile
+
+    from safetensors.torch import save_file
+
+    broken = tmp_path / "broken.pt"  # a tensor record missing, as in a truncated copy
+    with zipfile.ZipFile(spikeyolo_tiny) as z, zipfile.ZipFile(broken, "w") as out:
+        names = z.namelist()
+        dropped = next(n for n in names if "/data/" in n)
+        for n in names:
+            if n != dropped:
+                out.writestr(n, z.read(n))
+    no_output = tmp_path / "no-output.safetensors"
+    save_file({"a.input": torch.zeros(1, 3, 64, 64)}, str(no_output))
+    unknown = tmp_path / "unknown-layer.safetensors"
+    save_file({"a.input": torch.zeros(1, 3, 64, 64), "a.output": torch.zeros(1, 84, 84),
+               "a.spike.model.99.lif": torch.zeros(1)}, str(unknown))
+    for args, words in (((broken,), "cannot load"), ((spikeyolo_tiny, f"reference={no_output}"), "a.output"),
+                        ((spikeyolo_tiny, f"reference={unknown}"), "unknown neuron layer")):
+        proc = _run(*args, "-o", tmp_path / "x.safetensors", cwd=tmp_path)
+        assert proc.returncode == 2, (args, proc.stderr[-800:])
+        assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "x.safetensors").exists()

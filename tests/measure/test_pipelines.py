@@ -72,3 +72,15 @@ def test_analyze_writes_plots_and_rates(trained_checkpoint, coco8_val_images, tm
     summary = json.loads((out / "analysis.json").read_text())
     assert summary["neurons"] and all(0 <= n["zero_fraction"] <= 1 for n in summary["neurons"])
     assert (out / "code_histograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_energy_and_analyze_refuse_bad_weights_and_outputs_in_one_line_before_loading(tmp_path):
+    from spikedet.errors import SpikedetError
+    from spikedet.measure.pipelines import analyze_weights, measure_energy
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("not weights")
+    with pytest.raises(SpikedetError, match="unsupported weights format '.md'"):
+        measure_energy(notes)
+    with pytest.raises(SpikedetError, match="is a file, not a folder"):
+        analyze_weights(output=notes)
