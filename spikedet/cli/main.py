@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             invocation = parse_args(argv)
             code = invocation.command.handler(invocation)
         return int(code or 0)
-    except (SpikedetError, FileNotFoundError) as e:
+    except BrokenPipeError:  # e.g. `spikedet info ... | head`: the reader has gone, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (SpikedetError, OSError) as e:  # OSError: an output a user cannot write (a file as folder, no rights)
         print(f"spikedet {argv[0] if argv else ''}: error: {first_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"spikedet {argv[0] if argv else ''}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `spikedet info ... | head`: the reader has gone, nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0

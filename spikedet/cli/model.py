@@ -66,7 +66,7 @@ def _ultralytics_input_errors():
             tb = tb.tb_next
         origin = files[-1] if files else ""
         if isinstance(e, SpikedetError) or any(origin.endswith(c) for c in checking):
-            raise UsageError(" ".join(first_line(e).replace("\u274c", "").split())) from None
+            raise UsageError(first_line(e)) from None
         raise
 
 
@@ -200,8 +200,8 @@ def cmd_val(inv: Invocation) -> int:
     s = inv.settings
     if not s["data"]:
         raise UsageError("give the data YAML (or an image folder with YOLO labels): spikedet val DATA model=WEIGHTS")
+    args = _ultralytics_args(inv)  # cheap checks before the weights load
     model = _yolo(s["model"])
-    args = _ultralytics_args(inv)
     if Path(s["data"]).is_dir():  # an image folder: labels from .../labels/..., class names from the model
         with folder_dataset(s["data"], dict(model.model.names)) as data, _ultralytics_input_errors():
             metrics = model.val(data=str(data), **args)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spikedet.errors import SpikedetError
+from spikedet.errors import SpikedetError, first_line
 from spikedet.io.images import check_imgsz
 
 EXIT_USAGE = 2
@@ -252,7 +252,7 @@ def check_ultralytics_settings(values: dict[str, Any]) -> dict[str, Any]:
     try:
         check_cfg(checked, hard=True)
     except (TypeError, ValueError) as e:
-        raise UsageError(str(e).splitlines()[0]) from None
+        raise UsageError(first_line(e)) from None
     return checked
 
 

@@ -10,8 +10,7 @@ and ONNX export.
 
 from spikedet import lazy_attributes
 
-#: The pipelines are imported on first use, so importing one light module of this package (e.g. the energy
-#: models' constants for the CLI's settings) does not import torch and Ultralytics.
+#: The pipelines are imported on first use, so importing this package does not import torch and Ultralytics.
 __getattr__ = lazy_attributes(
     "spikedet.convert",
     dict.fromkeys(("a2s_weights", "convert_weights", "export_weights"), "spikedet.convert.pipelines"),

@@ -169,8 +169,8 @@ def export_weights(weights: str | Path | None = None, output: str | Path | None 
     model = _load_spiking(path)
     check_imgsz(imgsz, model_stride(model))
     model = spiking(model, "integer").to(device)
+    batch, _ = load_batch(source or sample_images("val"), imgsz, 4)  # bad check images: nothing written
     export_onnx(model, output, imgsz, opset, with_codes=codes)
-    batch, _ = load_batch(source or sample_images("val"), imgsz, 4)
     with tempfile.TemporaryDirectory() as tmp:  # the check needs every neuron's codes as outputs
         probe = output if codes else export_onnx(model, Path(tmp) / "codes.onnx", imgsz, opset, with_codes=True)
         check = check_onnx(model, probe, batch)

@@ -81,6 +81,8 @@ def read_image(path: str | Path) -> np.ndarray:
     """A BGR ``uint8`` image ``[H, W, 3]`` as OpenCV reads it, or :class:`SpikedetError`."""
     import cv2
 
+    if not Path(path).is_file():  # before OpenCV, which warns on stderr about a missing file
+        raise SpikedetError(f"image {str(path)!r} not found")
     image = cv2.imread(str(path))
     if image is None:
         raise SpikedetError(f"cannot read image {str(path)!r}")

@@ -30,7 +30,17 @@ def output_file(path: str | Path | None, suffixes: Sequence[str], default: str |
         raise SpikedetError(f"output {str(chosen)!r} is a folder")
     if existing_folder and not chosen.parent.is_dir():
         raise SpikedetError(f"output folder {str(chosen.parent)!r} does not exist")
+    _check_parents(chosen)
     return chosen
+
+
+def _check_parents(path: Path) -> None:
+    """Refuse, before any work, a path under an existing file (the writer's mkdir would fail only at the end)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SpikedetError(f"cannot write {str(path)!r}: {str(parent)!r} is a file, not a folder")
+            return
 
 
 def output_folder(path: str | Path) -> Path:
@@ -38,6 +48,7 @@ def output_folder(path: str | Path) -> Path:
     chosen = Path(path).expanduser()
     if chosen.exists() and not chosen.is_dir():
         raise SpikedetError(f"output {str(chosen)!r} is a file, not a folder")
+    _check_parents(chosen)
     return chosen
 
 
