@@ -28,7 +28,7 @@ from spikedet.engine.device import select_device
 from spikedet.engine.results import Detection, detections, image_record
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError
-from spikedet.io.images import check_imgsz, model_stride
+from spikedet.io.images import check_imgsz, letterbox_tensor, model_stride
 from spikedet.io.weights import resolve
 from spikedet.measure import energy
 from spikedet.measure.graph_energy import GraphSession
@@ -128,7 +128,6 @@ class Detector:
         """ONNX Runtime: the square letterbox Ultralytics' predictor makes for a fixed-size model, the graph
         (``output0`` and the spike counts), Ultralytics' NMS, boxes back to image pixels."""
         import torch
-        from ultralytics.data.augment import LetterBox
         from ultralytics.engine.results import Results
         from ultralytics.utils.nms import non_max_suppression
         from ultralytics.utils.ops import scale_boxes
@@ -137,8 +136,7 @@ class Detector:
             self._sessions[size] = GraphSession(self.module, size, self._exports.name, torch.get_num_threads())
         session = self._sessions[size]
         t0 = time.perf_counter()
-        boxed = LetterBox((size, size), auto=False, stride=self.stride)(image=image)
-        x = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        x = letterbox_tensor(image, size)[None].numpy()  # the square letterbox a fixed-size model is fed
         t1 = time.perf_counter()
         output, report = session.run(x, self.constants)
         t2 = time.perf_counter()

@@ -19,6 +19,7 @@ from torch import nn
 
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.measure import energy
+from spikedet.measure.report import ratio_words
 from spikedet.progress import progress
 from spikedet.snn.neurons import SpikingNeuron
 from spikedet.snn.spikes import SpikeTrain
@@ -108,7 +109,7 @@ def analyze(yolo: SpikeYOLO, files: list[str], output: str | Path, *, imgsz: int
                     t["input_elements"] += layer.input_elements
                     t["acs"] += layer.acs
                     t["energy_mJ"] += layer.energy_mJ
-                    t["ann_mJ"] += constants.e_mac_pj * 1e-9 * layer.ann_macs
+                    t["ann_mJ"] += layer.energy_models["convention"]["ann_mJ"]
                 for name, model in report.energy_models.items():
                     total = model_totals.setdefault(name, {"snn_mJ": 0.0, "ann_mJ": 0.0, "baseline": model.baseline})
                     total["snn_mJ"] += model.snn_mJ
@@ -215,8 +216,7 @@ def _plot_energy(rows: list[dict], totals: dict | None, path: Path) -> Path:
     ax.set_ylabel("mJ per image")
     title = "Energy per conv layer, mean per image (the field's compute-only convention, 45 nm)"
     if totals and totals["efficiency"]:
-        e = totals["efficiency"]
-        verdict = f"{e:.2f}x less" if e >= 1 else f"{1 / e:.2f}x more"
+        verdict = ratio_words(totals["efficiency"], first=False)
         title += f"\ntotal: SNN {totals['snn_mJ']:.3g} mJ vs float32 ANN {totals['ann_mJ']:.3g} mJ ({verdict})"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)

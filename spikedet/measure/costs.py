@@ -115,7 +115,8 @@ class EnergyConstants:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.name in CONSTANTS)
+        """Every constant field (all but the ``process`` and ``source`` labels): each must be in :data:`CONSTANTS`."""
+        return tuple(f.name for f in fields(cls) if f.name not in ("process", "source"))
 
 
 # -- the counts a model is charged for --------------------------------------------------------------
@@ -211,10 +212,10 @@ def conv_pj(model: str, c: ConvCounts, k: EnergyConstants) -> tuple[float, float
     if model != "memory":
         raise ValueError(f"unknown energy model {model!r}; choose one of {', '.join(MODELS)}")
     weights = k.access_pj(c.weights * k.weight_bits / 8, k.weight_bits)
-    steps = c.output_elements / max(c.ann_output_elements, 1.0)  # timesteps
-    potential = k.access_pj(c.output_elements / max(steps, 1.0) * k.potential_bits / 8, k.potential_bits)
+    # buffers hold one timestep: the ANN's element counts are the SNN's per timestep
+    potential = k.access_pj(c.ann_output_elements * k.potential_bits / 8, k.potential_bits)
     if c.real_input:
-        image = k.access_pj(c.input_elements / max(steps, 1.0) * k.activation_bits / 8, k.activation_bits)
+        image = k.access_pj(c.ann_input_elements * k.activation_bits / 8, k.activation_bits)
         snn += c.macs * (weights + image) + c.output_elements * potential
     else:
         event = k.access_pj(k.spike_buffer_kb * 1024, k.event_bits)

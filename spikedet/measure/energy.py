@@ -114,35 +114,16 @@ class EnergyRecorder:
 
     def counts(self, train: SpikeTrain) -> np.ndarray:
         """Per image ``[spikes, silent elements, sum of codes]`` of a train (``[batch, 3]`` float64), from its
-        code histogram and a per-code table (computed once per code): cached like the histograms, so a train
-        read by several convs is counted once and the bookkeeping per conv stays a few Python operations."""
+        code histogram and a per-code table (computed once per code): a train read by several convs is counted
+        once and the bookkeeping per conv stays a few Python operations."""
         code = self._code(train.code)
-        key = (id(train.codes), code)
-        entry = self._count_cache.get(key)
-        if entry is not None and entry[0] is train.codes:
-            return entry[1]
-        counts = self.histogram(train.codes, code.levels).numpy() @ _count_table(code)
-        self._count_cache[key] = (train.codes, counts)
-        while len(self._count_cache) > 8:
-            self._count_cache.pop(next(iter(self._count_cache)))
-        return counts
+        return _memo(self._count_cache, train.codes, code,
+                     lambda: self.histogram(train.codes, code.levels).numpy() @ _count_table(code))
 
     def histogram(self, codes: Tensor, levels: int) -> Tensor:
         """Per-image code histogram ``[batch, levels + 1]`` of a spike tensor, reused when the same train is
-        seen again (a neuron's output read by one or more convs).
-
-        The cache holds the last few tensors themselves (so an id is never reused by a new tensor while
-        cached) and stays small: a train consumed again much later is simply counted again.
-        """
-        key = (id(codes), levels)
-        entry = self._hist_cache.get(key)
-        if entry is not None and entry[0] is codes:
-            return entry[1]
-        hist = code_histograms(codes, self.batch, levels)
-        self._hist_cache[key] = (codes, hist)
-        while len(self._hist_cache) > 8:
-            self._hist_cache.pop(next(iter(self._hist_cache)))
-        return hist
+        seen again (a neuron's output read by one or more convs)."""
+        return _memo(self._hist_cache, codes, levels, lambda: code_histograms(codes, self.batch, levels))
 
     def next_report(self, constants: EnergyConstants | None = None, image: str | None = None) -> EnergyReport:
         """The report of the next image of the last pass (for consumers that get results one image at a time)."""
@@ -269,6 +250,20 @@ def measure(model: nn.Module, counting: Counting = "auto"):
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _memo(cache: dict, codes: Tensor, key, compute):
+    """``compute()`` for the tensor ``codes`` (and ``key``), kept in ``cache``. The cache holds the last few
+    tensors themselves (so an id is never reused by a new tensor while cached) and stays small: a train
+    consumed again much later is simply counted again."""
+    entry = cache.get((id(codes), key))
+    if entry is not None and entry[0] is codes:
+        return entry[1]
+    value = compute()
+    cache[(id(codes), key)] = (codes, value)
+    while len(cache) > 8:
+        cache.pop(next(iter(cache)))
+    return value
 
 
 def _per_image(total_rows: int, batch: int) -> int:

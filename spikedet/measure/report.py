@@ -144,18 +144,18 @@ class EnergyReport:
         parts = []
         for i, name in enumerate(m for m in order if m in self.energy_models):
             model = self.energy_models[name]
-            parts.append(f"{_ratio(model.efficiency, first=i == 0)} {_phrase(name)}")
+            parts.append(f"{ratio_words(model.efficiency, first=i == 0)} {_phrase(name)}")
         return "; ".join(parts)
 
     def describe(self, lead: str = "convention") -> list[str]:
         """The energy in lines a non-specialist reads right: ``lead`` model first, every efficiency with its
         baseline, then where it comes from (what ``spikedet demo`` prints)."""
         first = self.energy_models[lead]
-        lines = [f"SNN {_mj(first.snn_mJ)} vs ANN {_mj(first.ann_mJ)} per image: {_ratio(first.efficiency, True)} "
+        lines = [f"SNN {_mj(first.snn_mJ)} vs ANN {_mj(first.ann_mJ)} per image: {ratio_words(first.efficiency, True)} "
                  f"{_phrase(lead)}"]
         for name in (m for m in costs.MODELS if m != lead and m in self.energy_models):
             m = self.energy_models[name]
-            lines.append(f"  {_ratio(m.efficiency, True)} {_phrase(name)}: SNN {_mj(m.snn_mJ)} vs {_mj(m.ann_mJ)}")
+            lines.append(f"  {ratio_words(m.efficiency, True)} {_phrase(name)}: SNN {_mj(m.snn_mJ)} vs {_mj(m.ann_mJ)}")
         lines.append(f"  {self.operations()}")
         return lines
 
@@ -189,7 +189,8 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None  # JSON has no infinity
 
 
-def _ratio(efficiency: float, first: bool) -> str:
+def ratio_words(efficiency: float, first: bool) -> str:
+    """An efficiency said the way it goes: "2.60x less energy" / "14.09x more" (``first``: with "energy")."""
     if not math.isfinite(efficiency):
         return "no energy spent" if first else "no energy"
     if efficiency >= 1:
