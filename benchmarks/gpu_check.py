@@ -1,4 +1,5 @@
-"""spikedet on a GPU, in one run (about 4 minutes on one H200): one table of what training and inference cost there
+"""spikedet on a GPU, in one run (sized for about 4 minutes on one GPU; not yet timed on one):
+one table of what training and inference cost there
 and whether the GPU computes what the CPU does.
 
 Rows (each measured in this run; ratios against a baseline measured in the same run):

@@ -38,7 +38,7 @@ class SpikeDetectionPredictor(DetectionPredictor):
             device=select_device(self.args.device, verbose=verbose),
             dnn=self.args.dnn,
             data=self.args.data,
-            fp16=self.args.quantize == 16,
+            fp16=False,  # a converted model has neurons: spiking networks predict in float32 (engine/amp.py)
             channels_last=self.args.channels_last,
             fuse=True,
             verbose=verbose,

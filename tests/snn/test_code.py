@@ -15,11 +15,6 @@ from spikedet.snn.code import (
 from spikedet.snn.neurons import IBRALIF, ILIF
 
 
-def t1(*values, dtype=torch.float32):
-    """A [T=1, n] tensor."""
-    return torch.tensor([list(values)], dtype=dtype)
-
-
 @pytest.mark.parametrize(
     "D,N,L,B",
     [(5.11, 100, 511, 9), (1.5, 10, 15, 4), (3.1, 10, 31, 5), (6.3, 10, 63, 6), (1.27, 100, 127, 7),
