@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -96,6 +97,9 @@ def test_a_killed_worker_process_is_replaced_and_the_service_answers_again(tiny)
         answered = seconds_until_ok(url + "/healthz", killed, 60)
         assert answered is not None and answered < 30, answered
         wait_ready(url, 120, process)
+        deadline = time.monotonic() + 30  # /readyz answers once one replacement is up; the other may still start
+        while len(new := worker_pids(process) - old) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         new = worker_pids(process)
         assert len(new) == 2 and not new & old
         assert process.poll() is None
