@@ -35,6 +35,7 @@ from spikedet.nn.conv import InputTerm, SpikeConv, SpikePath
 from spikedet.nn.mode import (
     has_neurons,
     is_converted,
+    is_integer,
     is_reparameterized,
     set_spike_mode,
 )
@@ -115,7 +116,10 @@ def fold_conv(conv: SpikeConv, terms: list[tuple[SpikeTrain, int]]) -> None:
 
 def spiking(model: nn.Module, path: SpikePath = "integer", sample_size: int = 64) -> nn.Module:
     """A model in spike mode on ``path``, ready for energy accounting and serving: ``model`` itself when it is
-    already converted, else a converted float32 copy (traced on a ``sample_size`` zero image)."""
+    already converted, else a converted float32 copy (traced on a ``sample_size`` zero image). An integer model
+    runs its exact integer arithmetic whatever ``path`` says: it has no other."""
+    if is_integer(model):
+        return set_spike_mode(model, "exact")
     if not is_converted(model):
         model = convert(copy.deepcopy(model).float().eval(), torch.zeros(1, 3, sample_size, sample_size))
     return set_spike_mode(model, path)

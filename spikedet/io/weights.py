@@ -33,6 +33,7 @@ from ultralytics.nn.tasks import load_checkpoint
 
 from spikedet.assets import resolve_model_yaml, resolve_weights
 from spikedet.errors import SpikedetError, first_line
+from spikedet.io.integer_format import dequantized, graph_document, install_graph
 from spikedet.io.outputs import output_file, write_safetensors
 from spikedet.io.restricted_pickle import check_zip, readable
 from spikedet.io.spikeyolo import load_spikeyolo_checkpoint, refuse_unsupported, spikeyolo_kind
@@ -41,6 +42,7 @@ from spikedet.model.detection import SpikeDetectionModel
 from spikedet.nn.mode import (
     conversion_terms,
     is_converted,
+    is_integer,
     is_reparameterized,
     restore_conversion,
     set_spike_mode,
@@ -49,7 +51,7 @@ from spikedet.nn.mode import spike_path as spike_path_of
 from spikedet.snn.neurons import SpikingNeuron, neuron_from_spec
 
 FORMAT = "spikedet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: integer models (state "integer" and their graph); v1 files read unchanged
 
 WeightsFormat = Literal["safetensors", "yolov5", "spikeyolo", "pickle", "other"]
 SUFFIXES = (".safetensors", ".pt")
@@ -123,6 +125,8 @@ def load_model(name: str | Path | None = None, *, allow_pickle: bool = False, re
 # -- safetensors ----------------------------------------------------------------------------------
 
 def model_state(model: nn.Module) -> str:
+    if is_integer(model):
+        return "integer"
     if is_converted(model):
         return "converted"
     return "reparameterized" if is_reparameterized(model) else "trained"
@@ -133,7 +137,7 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
     path = output_file(path, (".safetensors",))
     config = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if is_integer(model) else 1,  # float models stay readable by older spikedet
         "yaml": _plain(model.yaml),
         "names": {str(k): v for k, v in dict(model.names).items()},
         "state": model_state(model),
@@ -144,6 +148,9 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
     }
     tensors = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}
+    if config["state"] == "integer":  # the integer graph's tensors replace the convs' float weights
+        config["graph"], graph_tensors = graph_document(model)
+        tensors.update({k: v.detach().cpu().contiguous() for k, v in graph_tensors.items()})
     return write_safetensors(tensors, path, metadata={"spikedet": json.dumps(config)})
 
 
@@ -181,22 +188,40 @@ def load_safetensors(path: str | Path) -> SpikeDetectionModel:
     config = read_config(path)
     with readable(Path(path)):
         model = SpikeDetectionModel(config["yaml"], verbose=False).eval()
-        if config["state"] in ("reparameterized", "converted"):
+        if config["state"] in ("reparameterized", "converted", "integer"):
             model.reparameterize()
         for name, spec in config["neurons"].items():
             _set_module(model, name, neuron_from_spec(spec))
         model_neurons = {n for n, m in model.named_modules() if isinstance(m, SpikingNeuron)}
         if model_neurons != set(config["neurons"]):
             raise SpikedetError(f"{str(path)!r}: neuron layout does not match the model config")
-        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+        state = load_file(str(path))
+        graph = config.get("graph") if config["state"] == "integer" else None
+        graph_tensors = _graph_tensors(graph, state) if graph is not None else {}
+        floats = {k: v for k, v in state.items() if k not in graph_tensors}
+        missing, unexpected = model.load_state_dict(floats, strict=False)
+        if graph is not None:  # the convs' float weights are what their integers stand for
+            missing = [k for k in missing if k not in graph_tensors]
         if missing or unexpected:
             raise SpikedetError(f"{str(path)!r} does not match its model config "
                                 f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
         model.names = {int(k): v for k, v in config["names"].items()}
-        if config["state"] == "converted":
+        if config["state"] in ("converted", "integer"):
             restore_conversion(model, config["conversion"])
+        if graph is not None:
+            install_graph(model, graph, graph_tensors)
+            dequantized(model)
+            set_spike_mode(model, "exact")
+        elif config["state"] == "converted":
             set_spike_mode(model, config.get("spike_path") or "integer")
     return model
+
+
+def _graph_tensors(graph: dict, state: dict) -> dict:
+    """The tensors an integer graph names (a missing one is reported by the graph check)."""
+    names = {node[key] for node in graph.get("nodes", []) if isinstance(node, dict)
+             for key in ("weight", "bias", "scale", "input_zero", "multiplier", "lut") if isinstance(node.get(key), str)}
+    return {k: state[k] for k in names if k in state}
 
 
 def _set_module(root: nn.Module, dotted: str, module: nn.Module) -> None:

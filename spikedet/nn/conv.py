@@ -27,11 +27,13 @@ from torch import Tensor, nn
 
 from spikedet.errors import SpikedetError
 from spikedet.nn import reparam
+from spikedet.nn.integer import IntegerConv, image_codes
 from spikedet.snn.code import SpikeCode
 from spikedet.snn.spikes import SpikeTrain
 
-SpikePath = Literal["integer", "bitplane"]
-SPIKE_PATHS = ("integer", "bitplane")
+SpikePath = Literal["integer", "bitplane", "exact"]
+#: ``exact`` is the integer deployment model's arithmetic (:mod:`spikedet.nn.integer`), for convs that hold it.
+SPIKE_PATHS = ("integer", "bitplane", "exact")
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,33 @@ class SpikeConv(nn.Conv2d):
     conversion: ConvConversion | None = None
     spike_path: SpikePath = "integer"
     report_name: str = ""
+    integer: IntegerConv | None = None
 
     def forward(self, x):
+        if self.spike_path == "exact":
+            return self.exact_forward(x)
         if isinstance(x, Tensor):
             return super().forward(x)
         return self.spike_forward(x)
+
+    def set_integer(self, state: IntegerConv | None) -> None:
+        """Hold the integer form of this conv (an integer deployment model), or None."""
+        self.integer = state
+
+    def exact_forward(self, x) -> Tensor:
+        """The integer model's conv: int accumulators of integer input (see :mod:`spikedet.nn.integer`)."""
+        state = self.integer
+        if state is None:
+            raise SpikedetError(f"{self.report_name or 'conv'}: the exact path needs an integer model")
+        if isinstance(x, Tensor):
+            if not state.image:
+                raise SpikedetError(f"{self.report_name or 'conv'}: the integer model got real values where it "
+                                    "expects spike codes")
+            x = image_codes(x)
+        else:
+            x = self._combined_codes(x.terms(), torch.float64)
+        acc = state.accumulate(x, self.stride, self.padding, self.groups)
+        return state.hand_on(acc)
 
     # -- conversion state ---------------------------------------------------------------------------
     def set_spike_mode(self, path: SpikePath, name: str = "") -> None:
@@ -174,9 +198,9 @@ class SpikeConv(nn.Conv2d):
         ):
             raise SpikedetError(f"{self.report_name}: spike input differs from the one it was converted for")
 
-    def _combined_codes(self, terms) -> Tensor:
+    def _combined_codes(self, terms, dtype: torch.dtype | None = None) -> Tensor:
         """The codes the conv receives: trains at the same channels summed, channel groups concatenated."""
-        dtype = self.weight.dtype
+        dtype = dtype or self.weight.dtype
         groups: dict[int, Tensor] = {}
         for t, off in terms:
             q = t.codes if t.codes.dtype == dtype else t.codes.to(dtype)

@@ -27,6 +27,10 @@ def set_spike_mode(model: nn.Module, path: SpikePath | None) -> nn.Module:
         raise SpikedetError(f"spike path must be 'integer' or 'bitplane', got {path!r}")
     if path is not None and not is_reparameterized(model):
         raise SpikedetError("spike mode needs a re-parameterized model: call model.reparameterize() first")
+    if path is not None and (path == "exact") != is_integer(model):
+        raise SpikedetError("the exact path is an integer model's arithmetic: an integer model runs it, and only it "
+                            "(spikedet convert --integer makes one)" if path == "exact" else
+                            f"an integer model runs its exact integer arithmetic, not the {path} path")
     for name, m in model.named_modules():
         if isinstance(m, SpikingNeuron):
             m.set_spike_mode(path is not None, name)
@@ -46,6 +50,11 @@ def spike_path(model: nn.Module) -> SpikePath | None:
 def is_converted(model: nn.Module) -> bool:
     """Whether the converter folded ``model``'s weights (some conv consumes integer codes)."""
     return any(isinstance(m, SpikeConv) and m.conversion is not None for m in model.modules())
+
+
+def is_integer(model: nn.Module) -> bool:
+    """Whether ``model`` is an integer deployment model (its convs hold integer weights)."""
+    return any(isinstance(m, SpikeConv) and m.integer is not None for m in model.modules())
 
 
 def has_neurons(model: nn.Module) -> bool:

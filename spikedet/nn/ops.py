@@ -72,3 +72,9 @@ def upsample(x, scale: int = 2):
         out = _on_codes(x, up)
         return out if out is not None else up(as_value(x))
     return up(x)
+
+
+# Graph tracing (torch.fx, :mod:`spikedet.model.graph`) records these four as single nodes instead of
+# following their spike-aware branches.
+for _name in ("add", "cat", "maxpool", "upsample"):
+    torch.fx.wrap(_name)

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spikedet.snn.code import SpikeCode, fmt_number, levels_from_range
+from spikedet.snn.integer import IntegerNeuron
 from spikedet.snn.spikes import SpikeTrain
 
 __all__ = [
@@ -262,6 +263,17 @@ class SpikingNeuron(nn.Module):
     #: The neuron's name in its model, for reports (given with the spike mode).
     report_name: str = ""
 
+    #: The integer arithmetic of an integer deployment model (:mod:`spikedet.snn.integer`): in spike mode the
+    #: neuron then takes int accumulators and fires with integer operations only.
+    integer: IntegerNeuron | None = None
+
+    def set_integer(self, state: IntegerNeuron | None) -> None:
+        self.integer = state
+
+    def spike_codes(self, x: Tensor) -> Tensor:
+        """The codes spike mode hands on: integer arithmetic on accumulators, or the float quantizer."""
+        return self.integer.codes(x, self.T) if self.integer is not None else self.codes_of(x)
+
     def set_spike_mode(self, enabled: bool, name: str = "") -> None:
         """Hand on :class:`~spikedet.snn.spikes.SpikeTrain` codes (``enabled``) or real values; ``name`` labels
         the trains in reports."""
@@ -272,7 +284,7 @@ class SpikingNeuron(nn.Module):
         """Emit ``O[t]`` for input currents ``x = I[0..T-1]`` (shape ``[T, ...]``)."""
         self._check_time(x)
         if self.spike_mode:
-            return SpikeTrain(self.codes_of(x), self.code, self.scale, T=self.T, source=self.report_name)
+            return SpikeTrain(self.spike_codes(x), self.code, self.scale, T=self.T, source=self.report_name)
         if self.T == 1:
             return self._fire(x)
         outputs = []
@@ -419,9 +431,9 @@ class A2SNeuron(SpikingNeuron):
         return f.round_().clamp_(0, c.levels)
 
     def forward(self, x: Tensor):
-        q = self.codes_of(x)
         if self.spike_mode:
-            return SpikeTrain(q, self.code, self.scale, T=1, source=self.report_name)
+            return SpikeTrain(self.spike_codes(x), self.code, self.scale, T=1, source=self.report_name)
+        q = self.codes_of(x)
         c = self.code
         out = (q - c.zero) / c.n if c.zero else q / c.n
         s = self._scale4d(x)

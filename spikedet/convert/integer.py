@@ -1,0 +1,352 @@
+"""The integer deployment model: every conv, accumulator and neuron of a spiking detector in integer arithmetic.
+
+:func:`to_integer` takes a trained or converted spiking model (IBRA-LIF, I-LIF, LIF or A2S neurons) and returns
+the same network whose convs hold per-output-channel fixed-point weights (int8; int16 for a layer whose int8
+weights miss the measured tolerance), int64 biases in accumulator units, and whose neurons turn integer
+accumulators into codes with integer operations only (:mod:`spikedet.snn.integer`). What it computes is
+specified bit for bit in ``docs/integer-format.md``; the float model is only where it starts from.
+
+How the numbers are chosen:
+
+- **weights**: ``W_int = round(W / s)`` per output channel, ``s = max|W| / 127`` (int8) or ``/ 32767`` (int16),
+  ``W`` the converted weights that consume integer codes (the first conv's divided by 255: it reads
+  ``round(255 x)``). Convs whose outputs are added (SpikeYOLO's residuals) share ``s`` per channel, so the sum
+  of their accumulators is the accumulator of the sum.
+- **widths**: int8 unless the conv's output error with int8 weights, ``||y_int8 - y|| / ||y||`` over the sample
+  images in float64, exceeds ``tolerance``; then int16 (per group of added convs).
+- **neurons**: ``M / 2**S`` approximates ``s_in * N * 2**F`` (threshold neurons: a fixed-point membrane with
+  ``F`` fraction bits) or ``s_in * G`` (the A2S SiLU table on a grid of ``G`` steps per unit); ``S`` is the largest
+  shift keeping ``M < 2**31`` and ``|acc| * M < 2**61``.
+- **bounds**: every accumulator's largest magnitude is proven from the weights and the code ranges; a model
+  whose accumulators could reach ``2**53`` (no exact float64 path) is refused, naming the layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spikedet.convert.bitplane import convert, require_spiking_neurons
+from spikedet.errors import SpikedetError
+from spikedet.io.integer_format import dequantized
+from spikedet.model.graph import Graph, trace_graph
+from spikedet.nn.conv import SpikeConv
+from spikedet.nn.integer import EXACT_BOUND, IntegerConv, image_codes
+from spikedet.nn.mode import is_converted, is_integer, set_spike_mode
+from spikedet.snn.integer import IntegerNeuron
+from spikedet.snn.neurons import A2SNeuron, SpikingNeuron
+
+QMAX = {8: 127, 16: 32767}
+
+
+@dataclass(frozen=True)
+class IntegerConfig:
+    """Settings of the integer conversion (see the module docstring).
+
+    Attributes:
+        weight_bits: ``auto`` (int8, int16 where the tolerance needs it), ``8`` or ``16`` everywhere.
+        tolerance: the largest relative output error a conv may have with int8 weights (``auto``).
+        fraction_bits: ``F``, fraction bits of the threshold neurons' fixed-point membrane.
+        lut_grid: ``G``, grid steps per unit of potential of the A2S neurons' tables.
+    """
+
+    weight_bits: str = "auto"
+    tolerance: float = 0.02
+    fraction_bits: int = 16
+    lut_grid: int = 256
+
+    def __post_init__(self):
+        if str(self.weight_bits) not in ("auto", "8", "16"):
+            raise SpikedetError(f"weight_bits must be auto, 8 or 16, got {self.weight_bits!r}")
+        if not 0 < self.tolerance < 1:
+            raise SpikedetError(f"tolerance must be between 0 and 1, got {self.tolerance!r}")
+        if not 1 <= self.fraction_bits <= 24:
+            raise SpikedetError(f"fraction_bits must be 1..24, got {self.fraction_bits!r}")
+        if not 1 <= self.lut_grid <= 4096:
+            raise SpikedetError(f"lut_grid must be 1..4096, got {self.lut_grid!r}")
+
+
+@dataclass
+class LayerChoice:
+    """One conv's width and its measured output errors."""
+
+    conv: str
+    bits: int
+    error_int8: float
+    error_int16: float
+    bound: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IntegerReport:
+    """What :func:`to_integer` chose and measured."""
+
+    config: dict
+    layers: list[LayerChoice] = field(default_factory=list)
+    neurons: int = 0
+    images: int = 0
+
+    @property
+    def int16_layers(self) -> list[str]:
+        return [layer.conv for layer in self.layers if layer.bits == 16]
+
+    def as_dict(self) -> dict:
+        return {"config": self.config, "neurons": self.neurons, "images": self.images,
+                "int16_layers": self.int16_layers, "layers": [layer.as_dict() for layer in self.layers]}
+
+
+# -- the conversion ---------------------------------------------------------------------------------
+
+@torch.no_grad()
+def to_integer(model: nn.Module, images: Tensor, cfg: IntegerConfig | None = None) -> tuple[nn.Module, IntegerReport]:
+    """The integer deployment model of ``model`` (float32 shell, exact path) and the report of its choices.
+
+    ``images`` (``[B, 3, H, W]`` in 0..1) are the sample the per-layer errors are measured on; the result does
+    not depend on them otherwise.
+    """
+    cfg = cfg or IntegerConfig()
+    require_spiking_neurons(model)
+    if is_integer(model):
+        raise SpikedetError("the model is already an integer model")
+    reference = copy.deepcopy(model).double().eval()
+    net = reference if is_converted(reference) else convert(reference, images[:1].double())
+    set_spike_mode(net, "integer")
+    graph = trace_graph(net)
+    modules = dict(net.named_modules())
+    groups = scale_groups(graph)
+    candidates = {bits: quantize(graph, modules, groups, bits) for bits in (8, 16)}
+    errors = {bits: measure_errors(net, images.double(), candidates[bits]) for bits in (8, 16)}
+    bits_of = choose_widths(groups, errors, cfg)
+    chosen = {conv: candidates[bits_of[conv]][conv] for conv in bits_of}
+    report = IntegerReport(asdict(cfg), images=len(images))
+    states = integer_states(graph, modules, chosen, cfg)
+    for name, state in states.items():
+        modules[name].set_integer(state)
+        if isinstance(state, IntegerConv):
+            report.layers.append(LayerChoice(name, state.weight_bits, errors[8][name], errors[16][name], state.bound))
+        else:
+            report.neurons += 1
+    dequantized(net)
+    net = net.float()
+    set_spike_mode(net, "exact")
+    return net, report
+
+
+def scale_groups(graph: Graph) -> dict[str, str]:
+    """conv id -> the first conv of its group: convs whose accumulators are added share output scales."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    segments: dict[str, list[str] | None] = {}  # per node: the conv groups of its channels, None for codes
+    for node in graph.nodes:
+        ins = [segments[i] for i in node.inputs]
+        if node.op == "conv":
+            find(node.id)
+            segments[node.id] = [node.id]
+        elif node.op in ("input", "neuron"):
+            segments[node.id] = None
+        elif node.op == "concat":
+            segments[node.id] = None if all(s is None for s in ins) else [g for s in ins for g in (s or ["codes"])]
+        elif node.op == "add":
+            if any(s is None for s in ins):
+                if not all(s is None for s in ins):
+                    raise SpikedetError(f"{node.id}: adds spike codes to accumulators; no integer form")
+                segments[node.id] = None
+                continue
+            first = ins[0]
+            for other in ins[1:]:
+                if len(other) != 1 or len(first) != 1:
+                    raise SpikedetError(f"{node.id}: adds concatenated accumulators; no integer form")
+                parent[find(other[0])] = find(first[0])
+            segments[node.id] = first
+        else:
+            segments[node.id] = ins[0]
+    return {conv: find(conv) for conv in parent}
+
+
+def _folded(conv: SpikeConv, image: bool) -> tuple[Tensor, Tensor]:
+    """The conv's weight and bias as they act on its integer input (codes, or ``round(255 x)``)."""
+    w = conv.weight.detach().double()
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(conv.out_channels, dtype=torch.float64)
+    return (w / 255 if image else w), b
+
+
+def quantize(graph: Graph, modules: dict, groups: dict[str, str], bits: int) -> dict[str, dict]:
+    """Per conv: ``weight`` (int), ``bias`` (int64), ``scale`` (float64), ``input_zero``, ``image``."""
+    qmax = QMAX[bits]
+    images = {n.id: n.inputs == ["input"] for n in graph.nodes if n.op == "conv"}
+    folded = {c: _folded(modules[c], images[c]) for c in groups}
+    peak: dict[str, Tensor] = {}
+    for conv, root in groups.items():
+        m = folded[conv][0].abs().flatten(1).amax(1)
+        peak[root] = m if root not in peak else torch.maximum(peak[root], m)
+    out = {}
+    for conv, root in groups.items():
+        w, b = folded[conv]
+        scale = peak[root] / qmax
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero channel: any scale
+        w_int = torch.round(w / scale.view(-1, 1, 1, 1)).clamp_(-qmax, qmax)
+        conversion = modules[conv].conversion
+        zero = None if conversion is None or conversion.zero_codes is None else conversion.zero_codes.round().long()
+        out[conv] = {"weight": w_int.to(torch.int8 if bits == 8 else torch.int16), "bias": torch.round(b / scale).long(),
+                     "scale": scale, "input_zero": zero, "image": images[conv]}
+    return out
+
+
+def measure_errors(net: nn.Module, images: Tensor, quantized: dict[str, dict]) -> dict[str, float]:
+    """Per conv: ``||y_q - y|| / ||y||`` on ``images``, ``y`` the float64 model's output, ``y_q`` the same conv
+    with the quantized weights and bias on the same input."""
+    sums: dict[str, list[float]] = {c: [0.0, 0.0] for c in quantized}
+    handles = []
+    for name, q in quantized.items():
+        conv = net.get_submodule(name)
+
+        def hook(mod, args, y, name=name, q=q):
+            x = args[0]
+            x = image_codes(x) if isinstance(x, Tensor) else mod._combined_codes(x.terms(), torch.float64)
+            if q["input_zero"] is not None:
+                x = x - q["input_zero"].double().view(-1, 1, 1)
+            w = q["weight"].double() * q["scale"].view(-1, 1, 1, 1)
+            y_q = F.conv2d(x, w, q["bias"].double() * q["scale"], mod.stride, mod.padding, 1, mod.groups)
+            sums[name][0] += float(((y_q - y) ** 2).sum())
+            sums[name][1] += float((y ** 2).sum())
+
+        handles.append(conv.register_forward_hook(hook))
+    try:
+        for i in range(len(images)):
+            net(images[i : i + 1])
+    finally:
+        for h in handles:
+            h.remove()
+    return {c: math.sqrt(e / s) if s > 0 else 0.0 for c, (e, s) in sums.items()}
+
+
+def choose_widths(groups: dict[str, str], errors: dict[int, dict[str, float]], cfg: IntegerConfig) -> dict[str, int]:
+    if str(cfg.weight_bits) != "auto":
+        return {c: int(cfg.weight_bits) for c in groups}
+    wide = {root for c, root in groups.items() if errors[8][c] > cfg.tolerance}
+    return {c: 16 if root in wide else 8 for c, root in groups.items()}
+
+
+# -- bounds and neurons -----------------------------------------------------------------------------
+
+def integer_states(graph: Graph, modules: dict, chosen: dict[str, dict], cfg: IntegerConfig) -> dict:
+    """The :class:`IntegerConv` and :class:`IntegerNeuron` of every conv and neuron, with proven bounds."""
+    T = max((m.T for m in modules.values() if isinstance(m, SpikingNeuron)), default=1)
+    value_convs = {output_conv(graph, node_id) for _, node_id in graph.outputs}
+    ranges: dict[str, tuple[int, int]] = {}
+    scales: dict[str, Tensor | None] = {}
+    states: dict = {}
+    for node in graph.nodes:
+        ins = node.inputs
+        if node.op == "input":
+            ranges[node.id], scales[node.id] = (0, 255), None
+        elif node.op == "conv":
+            q = chosen[node.id]
+            bound = conv_bound(q, ranges[ins[0]], modules[node.id].groups)
+            if bound >= EXACT_BOUND:
+                raise SpikedetError(f"{node.id}: its accumulators could reach {bound:.3g} >= 2**53 (weights x code "
+                                    "range): no exact integer form; use int8 weights or smaller codes")
+            states[node.id] = IntegerConv(q["weight"], q["bias"], q["scale"], q["input_zero"], bound, q["image"],
+                                          "value" if node.id in value_convs else "accumulator")
+            ranges[node.id], scales[node.id] = (-bound, bound), q["scale"]
+        elif node.op == "neuron":
+            neuron = modules[node.id]
+            if scales[ins[0]] is None:
+                raise SpikedetError(f"{node.id}: a neuron fed by spike codes instead of accumulators")
+            states[node.id] = integer_neuron(node.id, neuron, scales[ins[0]], max(abs(v) for v in ranges[ins[0]]), cfg)
+            ranges[node.id], scales[node.id] = (0, neuron.code.levels), None
+        elif node.op == "add":
+            ranges[node.id] = (sum(ranges[i][0] for i in ins), sum(ranges[i][1] for i in ins))
+            scales[node.id] = scales[ins[0]]
+        elif node.op == "concat":
+            ranges[node.id] = (min(ranges[i][0] for i in ins), max(ranges[i][1] for i in ins))
+            parts = [scales[i] for i in ins]
+            scales[node.id] = None if any(p is None for p in parts) else torch.cat(parts)
+        elif node.op == "time_sum":
+            ranges[node.id], scales[node.id] = (ranges[ins[0]][0] * T, ranges[ins[0]][1] * T), scales[ins[0]]
+        else:  # maxpool, upsample
+            ranges[node.id], scales[node.id] = ranges[ins[0]], scales[ins[0]]
+        if max(abs(v) for v in ranges[node.id]) >= EXACT_BOUND:
+            raise SpikedetError(f"{node.id}: values could reach 2**53: no exact integer form")
+    return states
+
+
+def output_conv(graph: Graph, node_id: str) -> str:
+    """The conv whose accumulators an output is (through the head's sum over time)."""
+    node = graph.node(node_id)
+    if node.op == "time_sum":
+        node = graph.node(node.inputs[0])
+    if node.op != "conv":
+        raise SpikedetError(f"the head output {node_id} is not a conv's accumulators")
+    return node.id
+
+
+def conv_bound(q: dict, value_range: tuple[int, int], groups: int) -> int:
+    """The largest ``|acc|``: ``|bias| + sum |W| * max |x - zero|`` over each output channel."""
+    lo, hi = value_range
+    w = q["weight"].long().abs().sum((2, 3))  # [C_out, C_in / groups]
+    zero = q["input_zero"] if q["input_zero"] is not None else torch.zeros(w.shape[1] * groups, dtype=torch.long)
+    reach = torch.maximum(hi - zero, zero - lo).clamp_min(0)  # [C_in]
+    per_group = reach.view(groups, -1)[torch.arange(w.shape[0]) // (w.shape[0] // groups)]
+    return int(((w * per_group).sum(1) + q["bias"].abs()).max())
+
+
+def _shift(real: Tensor, bound: int) -> int:
+    peak = float(real.max())
+    for s in range(62, 0, -1):
+        if peak * 2**s < 2**31 and bound * peak * 2**s < 2**61:
+            return s
+    raise SpikedetError(f"requantization multiplier {peak:.3g} is too large for 31 bits")
+
+
+def integer_neuron(name: str, neuron: SpikingNeuron, scale_in: Tensor, bound: int, cfg: IntegerConfig) -> IntegerNeuron:
+    c = neuron.code
+    if isinstance(neuron, A2SNeuron):
+        if neuron.scale is not None:
+            raise SpikedetError(f"{name}: A2S neurons with per-channel scales have no integer form yet")
+        real = scale_in * cfg.lut_grid
+        shift = _shift(real, bound)
+        lut, lut_min = silu_table(neuron, cfg.lut_grid)
+        return IntegerNeuron("lut", torch.round(real * 2**shift).long(), shift, lut=lut, lut_min=lut_min,
+                             grid=float(cfg.lut_grid))
+    sigma = neuron.scale.double() if neuron.scale is not None else torch.ones_like(scale_in)
+    if c.zero:
+        raise SpikedetError(f"{name}: threshold neurons with a zero offset have no integer form yet")
+    f = cfg.fraction_bits
+    real = scale_in * c.n * 2**f / sigma
+    shift = _shift(real, bound)
+    leak_shift = 16
+    leak = (int(round(neuron.alpha * 2**leak_shift)), leak_shift)
+    while leak_shift > 0 and leak[0] % 2 == 0 and leak[0]:
+        leak_shift -= 1
+        leak = (leak[0] // 2, leak_shift)
+    return IntegerNeuron("threshold", torch.round(real * 2**shift).long(), shift, fraction_bits=f, levels=c.levels,
+                         rounding=neuron.rounding, leak=leak if neuron.T > 1 else (0, 0))
+
+
+def silu_table(neuron: A2SNeuron, grid: int) -> tuple[Tensor, int]:
+    """The A2S neuron's codes at every grid point ``J / grid`` where they change, and the first point's index."""
+    c = neuron.code
+    top = math.ceil(((c.levels - c.zero + 1) / c.n + 2) * grid)
+    j = torch.arange(-64 * grid, top + 1, dtype=torch.int64)
+    codes = neuron.codes_of(j.double().view(1, -1, 1, 1) / grid).flatten().long()
+    changes = torch.nonzero(codes[1:] != codes[:-1]).flatten()
+    if not len(changes):
+        raise SpikedetError("an A2S neuron whose codes never change")
+    first, last = int(changes[0]), int(changes[-1]) + 1  # keep one constant entry at each end
+    if codes[0] != c.zero or codes[-1] != c.levels:
+        raise SpikedetError("the A2S table does not reach its constant ends")  # pragma: no cover
+    return codes[first : last + 1].to(torch.int16 if c.levels < 2**15 else torch.int32), int(j[first])

@@ -1,0 +1,89 @@
+"""The integer conv of an integer deployment model, run exactly in PyTorch.
+
+An integer conv holds int8 (or int16) weights per output channel, an int64 bias in accumulator units and, per
+input channel, the code standing for 0. On integer input ``X`` (spike codes, or the image as ``round(255 x)``)
+it computes, with zero padding *after* the zero offset is removed (``docs/integer-format.md``)::
+
+    acc[o] = bias[o] + sum_{c, i, j} W[o, c, i, j] * (X[c] - zero[c])
+
+PyTorch has no exact integer conv on the CPU (int64 is slow, int32 wraps silently) nor on CUDA, so the conv
+runs in float64 on the integer values and is rounded: exact as long as every partial sum stays below ``2**53``,
+which the converter proves from the weights and the code ranges (``bound``); the rounding also absorbs the
+tiny errors of inexact algorithms (FFT, Winograd) a GPU library may pick. The real value of one accumulator
+unit is ``scale[o]``; head convs hand on ``acc * scale`` in float32 to the float decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Largest accumulator bound the float64 path computes exactly (every partial sum an integer below 2**53).
+EXACT_BOUND = 2**53
+
+
+@dataclass
+class IntegerConv:
+    """The integer form of one conv (see the module docstring).
+
+    Attributes:
+        weight: int8 or int16 ``[C_out, C_in / groups, kh, kw]``.
+        bias: int64 ``[C_out]`` in accumulator units.
+        scale: float64 ``[C_out]``, the real value of one accumulator unit.
+        input_zero: int64 ``[C_in]``, the code standing for 0 per input channel, or None (all 0).
+        bound: the proven largest ``|acc|`` over every input the model can see.
+        image: the conv reads the image (``round(255 x)``) rather than spike codes.
+        output: ``accumulator`` (int values for the next neuron or add) or ``value`` (head convs:
+            ``acc * scale`` in float32 for the float decode).
+    """
+
+    weight: Tensor
+    bias: Tensor
+    scale: Tensor
+    input_zero: Tensor | None = None
+    bound: int = 0
+    image: bool = False
+    output: str = "accumulator"
+    _device_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.weight.dtype not in (torch.int8, torch.int16):
+            raise ValueError(f"integer conv weights must be int8 or int16, got {self.weight.dtype}")
+        if self.output not in ("accumulator", "value"):
+            raise ValueError(f"output must be 'accumulator' or 'value', got {self.output!r}")
+        if self.bound >= EXACT_BOUND:
+            raise ValueError(f"accumulator bound {self.bound} reaches 2**53: no exact float64 path")
+
+    @property
+    def weight_bits(self) -> int:
+        return 8 if self.weight.dtype == torch.int8 else 16
+
+    def _on(self, device) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        if device not in self._device_cache:
+            zero = None if self.input_zero is None else self.input_zero.to(device, torch.float64).view(-1, 1, 1)
+            self._device_cache[device] = (self.weight.to(device, torch.float64), self.bias.to(device, torch.float64),
+                                          zero, self.scale.to(device, torch.float64))
+        return self._device_cache[device]
+
+    def accumulate(self, x: Tensor, stride, padding, groups: int) -> Tensor:
+        """Integer accumulators (float64, integer-valued) of integer input ``x`` (codes, or ``round(255 x)``)."""
+        weight, bias, zero, _ = self._on(x.device)
+        x = x.to(torch.float64)
+        if zero is not None:
+            x = x - zero
+        acc = F.conv2d(x, weight, None, stride, padding, 1, groups).round_()
+        return acc.add_(bias.view(-1, 1, 1))
+
+    def hand_on(self, acc: Tensor) -> Tensor:
+        """What the conv passes on: the accumulators, or for head convs their real values in float32."""
+        if self.output == "accumulator":
+            return acc
+        return (acc * self._on(acc.device)[3].view(-1, 1, 1)).float()
+
+
+def image_codes(x: Tensor) -> Tensor:
+    """The image as integers: ``round(255 x)`` computed in float32 (exact for Ultralytics' ``k / 255`` input)."""
+    return torch.round(x.float() * 255).to(torch.float64)
