@@ -14,35 +14,49 @@ from spikedet.cli.parser import Invocation, Setting, UsageError, command, emit_j
 
 # The pipelines (torch, Ultralytics) are imported when a command runs; their defaults are read from source.
 CONVERT = "spikedet.convert.pipelines:convert_weights"
+INTEGER = "spikedet.convert.pipelines:integer_weights"
+VERIFY = "spikedet.convert.pipelines:verify_weights"
 A2S = "spikedet.convert.pipelines:a2s_weights"
 EXPORT = "spikedet.convert.pipelines:export_weights"
 
 
 @command(
     "convert",
-    "convert trained weights into the bit-plane inference model and check it is equivalent",
+    "convert trained weights into the bit-plane inference model and check it is equivalent; with --integer, "
+    "into the bit-exact integer deployment model",
     main="WEIGHTS",
     main_setting="model",
     settings={
         "model": Setting("str", None, "trained weights (.pt or .safetensors)"),
-        "output": options.output(".safetensors", "<weights name>-bitplane.safetensors"),
-        "source": options.source("images checked for equivalence (default: the shipped coco8 val images)"),
+        "output": options.output(".safetensors", "<weights name>-bitplane.safetensors, -int8 with --integer"),
+        "source": options.source("images checked for equivalence (default: the shipped coco8 val images); with "
+                                 "--integer, the images each layer's error is measured on (default: coco8 train)"),
         "imgsz": options.imgsz(default_of(CONVERT, "imgsz"), "image size of the check (float64 is slow at 640)",
                                square=True),
-        "images": Setting("int", default_of(CONVERT, "images"), "how many images the check uses",
-                          minimum=1, maximum=1000),
+        "images": Setting("int", None, f"how many images the check uses (default {default_of(CONVERT, 'images')}, "
+                          f"{default_of(INTEGER, 'images')} with --integer)", minimum=1, maximum=1000),
         "device": options.device(default_of(CONVERT, "device")),
+        "integer": Setting("bool", False, "write the integer deployment model (int8/int16 weights, integer neurons)"),
+        "weight_bits": Setting("choice", default_of(INTEGER, "weight_bits"),
+                               "--integer: int8 with int16 where a layer needs it (auto), or one width everywhere",
+                               choices=("auto", "8", "16")),
+        "tolerance": Setting("float", default_of(INTEGER, "tolerance"),
+                             "--integer: largest relative output error of a conv with int8 weights", minimum=1e-6,
+                             maximum=0.5),
     },
-    examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",),
+    examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",
+              "spikedet convert yolov5n-a2s.safetensors --integer -o yolov5n-a2s-int8.safetensors"),
 )
 def cmd_convert(inv: Invocation) -> int:
     s = inv.settings
     if not s["model"]:
         raise UsageError("give the trained weights: spikedet convert WEIGHTS [-o OUT]")
+    if s["integer"]:
+        return _integer(inv)
     from spikedet.convert.pipelines import convert_weights
 
-    result = convert_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"], images=s["images"],
-                             device=s["device"])
+    result = convert_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"],
+                             images=s["images"] or default_of(CONVERT, "images"), device=s["device"])
     report = result.report
     if inv.json:
         emit_json(result.as_dict())
@@ -58,6 +72,27 @@ def cmd_convert(inv: Invocation) -> int:
     if not report.passed:
         print("spikedet convert: error: float64 equivalence check failed; nothing was written", file=sys.stderr)
         return 1
+    return 0
+
+
+def _integer(inv: Invocation) -> int:
+    from spikedet.convert.pipelines import integer_weights
+
+    s = inv.settings
+    result = integer_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"],
+                             images=s["images"] or default_of(INTEGER, "images"), weight_bits=s["weight_bits"],
+                             tolerance=s["tolerance"])
+    if inv.json:
+        emit_json(result.as_dict())
+        return 0
+    report = result.report
+    widths = f"int16 in {len(report.int16_layers)}: {', '.join(report.int16_layers)}" if report.int16_layers else \
+        "no int16 layer"
+    worst = max(report.layers, key=lambda layer: layer.error_int8)
+    say(f"{len(report.layers)} convs with integer weights (int8, {widths}); {report.neurons} integer neurons")
+    say(f"largest int8 output error {worst.error_int8:.2%} ({worst.conv}; tolerance {s['tolerance']:.2%}, measured "
+        f"on {report.images} images at {s['imgsz']}); largest accumulator bound {max(l.bound for l in report.layers):,}")
+    say(f"saved {result.output} (spikedet verify {result.output} checks every runtime gives the same codes)")
     return 0
 
 
@@ -139,3 +174,39 @@ def cmd_export(inv: Invocation) -> int:
             f"({check.mismatch_rate:.2%}, float32 rounding-boundary flips and their cascade); "
             f"detections agreeing {check.boxes_agreeing}/{check.boxes_compared}")
     return 0
+
+
+@command(
+    "verify",
+    "check that PyTorch, ONNX Runtime and CUDA (where present) give an integer model's codes and head "
+    "accumulators bit for bit as its NumPy reference does",
+    main="MODEL",
+    main_setting="model",
+    settings={
+        "model": options.weights("an integer model (spikedet convert WEIGHTS --integer)"),
+        "source": options.source("images (default: the shipped coco8 val images)"),
+        "imgsz": options.imgsz(default_of(VERIFY, "imgsz"), "image size (square)", square=True),
+        "images": Setting("int", default_of(VERIFY, "images"), "how many images", minimum=1, maximum=1000),
+        "runtimes": Setting("str", default_of(VERIFY, "runtimes"),
+                            "all, or a comma-separated list of pytorch, onnxruntime, cuda"),
+    },
+    examples=("spikedet verify yolov5n-a2s-int8.safetensors", "spikedet verify best-int8.safetensors --json"),
+)
+def cmd_verify(inv: Invocation) -> int:
+    from spikedet.convert.pipelines import verify_weights
+
+    s = inv.settings
+    result = verify_weights(s["model"], source=s["source"], imgsz=s["imgsz"], images=s["images"],
+                            runtimes=s["runtimes"])
+    if inv.json:
+        emit_json(result.as_dict())
+    else:
+        say(f"reference: NumPy int64 interpreter, {result.codes:,} codes and {result.head_values:,} head accumulators "
+            f"on {len(result.images)} images at {result.imgsz}")
+        for c in result.checks:
+            say(f"{c.runtime:<12} {c.code_mismatches} code mismatches, {c.head_mismatches} head accumulators differ "
+                f"({c.seconds:.2f} s)")
+        for runtime, why in result.unavailable.items():
+            say(f"{runtime:<12} not run: {why}")
+        say("bit-exact on every runtime run" if result.passed else "MISMATCH: not bit-exact")
+    return 0 if result.passed else 1

@@ -202,6 +202,9 @@ def cmd_val(inv: Invocation) -> int:
         raise UsageError("give the data YAML (or an image folder with YOLO labels): spikedet val DATA model=WEIGHTS")
     args = _ultralytics_args(inv)  # cheap checks before the weights load
     model = _yolo(s["model"])
+    from spikedet.convert.bitplane import deployed
+
+    model.model = deployed(model.model)  # the network predict, energy and the service run
     if Path(s["data"]).is_dir():  # an image folder: labels from .../labels/..., class names from the model
         with folder_dataset(s["data"], dict(model.model.names)) as data, _ultralytics_input_errors():
             metrics = model.val(data=str(data), **args)

@@ -125,6 +125,13 @@ def spiking(model: nn.Module, path: SpikePath = "integer", sample_size: int = 64
     return set_spike_mode(model, path)
 
 
+def deployed(model: nn.Module) -> nn.Module:
+    """The network every command runs for ``model``: a spiking model in spike mode (converted if needed; an
+    integer model on its exact path), an ANN as it is. ``predict``, ``val``, ``energy``, ``analyze``, the service
+    and the webcam all take it, so they return the same detections for the same image and settings."""
+    return spiking(model, "integer") if has_neurons(model) else model
+
+
 def require_spiking_neurons(model: nn.Module, name: str = "the model") -> nn.Module:
     """``model``, or :class:`SpikedetError` when it has no spiking neuron (an ANN: nothing to convert)."""
     if not has_neurons(model):

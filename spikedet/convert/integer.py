@@ -140,40 +140,58 @@ def to_integer(model: nn.Module, images: Tensor, cfg: IntegerConfig | None = Non
     return net, report
 
 
-def scale_groups(graph: Graph) -> dict[str, str]:
-    """conv id -> the first conv of its group: convs whose accumulators are added share output scales."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            x = parent[x]
+class _UnionFind(dict):
+    def find(self, x):
+        while self.setdefault(x, x) != x:
+            self[x] = self[self[x]]
+            x = self[x]
         return x
 
-    segments: dict[str, list[str] | None] = {}  # per node: the conv groups of its channels, None for codes
+    def union(self, a, b) -> None:
+        self[self.find(b)] = self.find(a)
+
+
+@dataclass
+class ScaleGroups:
+    """Which accumulators must share a scale: ``channels`` maps ``(conv, channel)`` to its group's first member
+    (channels added together, also through concatenations); ``convs`` maps each conv to its component of convs
+    so joined (they get the same weight width)."""
+
+    channels: dict[tuple[str, int], tuple[str, int]]
+    convs: dict[str, str]
+
+
+def scale_groups(graph: Graph) -> ScaleGroups:
+    """The :class:`ScaleGroups` of a graph: the sum of accumulators is an accumulator only on a shared scale."""
+    channels, convs = _UnionFind(), _UnionFind()
+    per_channel: dict[str, list | None] = {}  # per node: (conv, channel) of each channel, None for spike codes
     for node in graph.nodes:
-        ins = [segments[i] for i in node.inputs]
+        ins = [per_channel[i] for i in node.inputs]
         if node.op == "conv":
-            find(node.id)
-            segments[node.id] = [node.id]
+            convs.find(node.id)
+            per_channel[node.id] = [(node.id, c) for c in range(node.attrs["channels"])]
+            for key in per_channel[node.id]:
+                channels.find(key)
         elif node.op in ("input", "neuron"):
-            segments[node.id] = None
+            per_channel[node.id] = None
         elif node.op == "concat":
-            segments[node.id] = None if all(s is None for s in ins) else [g for s in ins for g in (s or ["codes"])]
+            if any(p is None for p in ins) and not all(p is None for p in ins):
+                raise SpikedetError(f"{node.id}: concatenates spike codes with accumulators; no integer form")
+            per_channel[node.id] = None if ins[0] is None else [k for p in ins for k in p]
         elif node.op == "add":
-            if any(s is None for s in ins):
-                if not all(s is None for s in ins):
+            if any(p is None for p in ins):
+                if not all(p is None for p in ins):
                     raise SpikedetError(f"{node.id}: adds spike codes to accumulators; no integer form")
-                segments[node.id] = None
+                per_channel[node.id] = None
                 continue
-            first = ins[0]
             for other in ins[1:]:
-                if len(other) != 1 or len(first) != 1:
-                    raise SpikedetError(f"{node.id}: adds concatenated accumulators; no integer form")
-                parent[find(other[0])] = find(first[0])
-            segments[node.id] = first
+                for a, b in zip(ins[0], other):
+                    channels.union(a, b)
+                    convs.union(a[0], b[0])
+            per_channel[node.id] = ins[0]
         else:
-            segments[node.id] = ins[0]
-    return {conv: find(conv) for conv in parent}
+            per_channel[node.id] = ins[0]
+    return ScaleGroups({k: channels.find(k) for k in list(channels)}, {c: convs.find(c) for c in list(convs)})
 
 
 def _folded(conv: SpikeConv, image: bool) -> tuple[Tensor, Tensor]:
@@ -183,20 +201,20 @@ def _folded(conv: SpikeConv, image: bool) -> tuple[Tensor, Tensor]:
     return (w / 255 if image else w), b
 
 
-def quantize(graph: Graph, modules: dict, groups: dict[str, str], bits: int) -> dict[str, dict]:
+def quantize(graph: Graph, modules: dict, groups: ScaleGroups, bits: int) -> dict[str, dict]:
     """Per conv: ``weight`` (int), ``bias`` (int64), ``scale`` (float64), ``input_zero``, ``image``."""
     qmax = QMAX[bits]
     images = {n.id: n.inputs == ["input"] for n in graph.nodes if n.op == "conv"}
-    folded = {c: _folded(modules[c], images[c]) for c in groups}
-    peak: dict[str, Tensor] = {}
-    for conv, root in groups.items():
-        m = folded[conv][0].abs().flatten(1).amax(1)
-        peak[root] = m if root not in peak else torch.maximum(peak[root], m)
+    folded = {c: _folded(modules[c], images[c]) for c in groups.convs}
+    peaks = {c: folded[c][0].abs().flatten(1).amax(1).tolist() for c in groups.convs}
+    shared: dict[tuple[str, int], float] = {}
+    for key, root in groups.channels.items():
+        shared[root] = max(shared.get(root, 0.0), peaks[key[0]][key[1]])
     out = {}
-    for conv, root in groups.items():
+    for conv in groups.convs:
         w, b = folded[conv]
-        scale = peak[root] / qmax
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero channel: any scale
+        peak = torch.tensor([shared[groups.channels[(conv, c)]] for c in range(w.shape[0])], dtype=torch.float64)
+        scale = torch.where(peak > 0, peak / qmax, torch.ones_like(peak))  # an all-zero channel: any scale
         w_int = torch.round(w / scale.view(-1, 1, 1, 1)).clamp_(-qmax, qmax)
         conversion = modules[conv].conversion
         zero = None if conversion is None or conversion.zero_codes is None else conversion.zero_codes.round().long()
@@ -233,11 +251,20 @@ def measure_errors(net: nn.Module, images: Tensor, quantized: dict[str, dict]) -
     return {c: math.sqrt(e / s) if s > 0 else 0.0 for c, (e, s) in sums.items()}
 
 
-def choose_widths(groups: dict[str, str], errors: dict[int, dict[str, float]], cfg: IntegerConfig) -> dict[str, int]:
+def choose_widths(groups: ScaleGroups, errors: dict[int, dict[str, float]], cfg: IntegerConfig) -> dict[str, int]:
+    """int16 for every conv of a component where one conv's int8 error exceeds the tolerance (``auto``); a conv
+    whose error exceeds it at the width it gets is refused, naming the conv."""
     if str(cfg.weight_bits) != "auto":
-        return {c: int(cfg.weight_bits) for c in groups}
-    wide = {root for c, root in groups.items() if errors[8][c] > cfg.tolerance}
-    return {c: 16 if root in wide else 8 for c, root in groups.items()}
+        chosen = {c: int(cfg.weight_bits) for c in groups.convs}
+    else:
+        wide = {root for c, root in groups.convs.items() if errors[8][c] > cfg.tolerance}
+        chosen = {c: 16 if root in wide else 8 for c, root in groups.convs.items()}
+    for conv, bits in chosen.items():
+        if errors[bits][conv] > cfg.tolerance:
+            hint = "; weight_bits=auto gives it int16" if bits == 8 else ""
+            raise SpikedetError(f"{conv}: int{bits} weights change its output by {errors[bits][conv]:.2%} "
+                                f"(relative, on the sample images), above the tolerance {cfg.tolerance:.2%}{hint}")
+    return chosen
 
 
 # -- bounds and neurons -----------------------------------------------------------------------------

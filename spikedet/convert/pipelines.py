@@ -25,6 +25,8 @@ from torch import nn
 from spikedet.assets import resolve_weights
 from spikedet.convert import a2s
 from spikedet.convert.bitplane import require_spiking_neurons, spiking
+from spikedet.convert.integer import IntegerConfig, IntegerReport, to_integer
+from spikedet.convert.integer_verify import RUNTIMES, IntegerVerification, verify_integer
 from spikedet.convert.onnx import OnnxCheck, check_onnx, export_onnx
 from spikedet.convert.verify import ConversionReport, convert_and_verify
 from spikedet.engine.device import select_device
@@ -32,7 +34,7 @@ from spikedet.errors import SpikedetError
 from spikedet.io.images import check_imgsz, load_batch, model_stride, sample_images
 from spikedet.io.outputs import output_file
 from spikedet.io.weights import load_model, save_model
-from spikedet.nn.mode import is_converted
+from spikedet.nn.mode import is_converted, is_integer
 
 
 def _load_spiking(path: Path) -> nn.Module:
@@ -175,3 +177,66 @@ def export_weights(weights: str | Path | None = None, output: str | Path | None 
         probe = output if codes else export_onnx(model, Path(tmp) / "codes.onnx", imgsz, opset, with_codes=True)
         check = check_onnx(model, probe, batch)
     return ExportResult(output, imgsz, check)
+
+
+# -- integer ---------------------------------------------------------------------------------------
+
+@dataclass
+class IntegerResult:
+    """What :func:`integer_weights` wrote: the integer model and the report of its choices."""
+
+    weights: Path
+    output: Path
+    report: IntegerReport
+    model: nn.Module
+
+    def as_dict(self) -> dict:
+        return {"weights": str(self.weights), "output": str(self.output), **self.report.as_dict()}
+
+
+def integer_weights(weights: str | Path | None, output: str | Path | None = None, *,
+                    source: str | Path | None = None, imgsz: int = 320, images: int = 4, weight_bits: str = "auto",
+                    tolerance: float = 0.02, fraction_bits: int = 16, lut_grid: int = 256) -> IntegerResult:
+    """Convert spiking weights into the bit-exact integer deployment model (:mod:`spikedet.convert.integer`), save it.
+
+    Args:
+        weights: spiking weights (trained, converted or A2S; default: the shipped weights).
+        output: the ``.safetensors`` to write (default: ``./<weights name>-int8.safetensors``, ``-int16`` with
+            ``weight_bits=16``).
+        source: the images each conv's quantization error is measured on (default: the shipped coco8 train
+            images; keep validation images out of it).
+        imgsz, images: their size and number.
+        weight_bits, tolerance, fraction_bits, lut_grid: see :class:`~spikedet.convert.integer.IntegerConfig`.
+    """
+    cfg = IntegerConfig(weight_bits=str(weight_bits), tolerance=tolerance, fraction_bits=fraction_bits,
+                        lut_grid=lut_grid)
+    path = resolve_weights(weights)
+    suffix = "-int16" if str(weight_bits) == "16" else "-int8"
+    output = output_file(output, (".safetensors",), default=path.stem + suffix + ".safetensors")
+    model = _load_spiking(path)
+    check_imgsz(imgsz, model_stride(model))
+    batch, files = load_batch(source or sample_images("train"), imgsz, images)
+    integer, report = to_integer(model.cpu(), batch, cfg)
+    written = save_model(integer, output, extra={"converted_from": path.name, "integer": report.as_dict()})
+    return IntegerResult(path, written, report, integer)
+
+
+def verify_weights(model: str | Path | None = None, *, source: str | Path | None = None, imgsz: int = 320,
+                   images: int = 4, runtimes: str = "all") -> IntegerVerification:
+    """Check that every available runtime computes the integer model's codes and head accumulators exactly.
+
+    Args:
+        model: an integer model (``spikedet convert WEIGHTS --integer``; default: the shipped weights).
+        source: images (default: the shipped coco8 val images).
+        imgsz, images: their size and number.
+        runtimes: ``all`` (PyTorch, ONNX Runtime, CUDA where present) or a comma-separated list of them.
+    """
+    path = resolve_weights(model)
+    chosen = RUNTIMES if runtimes == "all" else tuple(r.strip() for r in str(runtimes).split(",") if r.strip())
+    loaded = load_model(path, allow_pickle=False)
+    if not is_integer(loaded):
+        raise SpikedetError(f"{str(path)!r} is not an integer model: spikedet convert {path.name} --integer "
+                            "makes one")
+    check_imgsz(imgsz, model_stride(loaded))
+    batch, files = load_batch(source or sample_images("val"), imgsz, images)
+    return verify_integer(loaded, batch, files, chosen)

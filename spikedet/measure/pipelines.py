@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikedet.convert.bitplane import spiking
+from spikedet.convert.bitplane import deployed, spiking
 from spikedet.engine.device import select_device
 from spikedet.engine.results import Detection, detections, image_record
 from spikedet.engine.yolo import SpikeYOLO
@@ -89,12 +89,13 @@ def predict_records(yolo: SpikeYOLO, energy_per_image: bool = False, constants: 
                     **predict_args) -> Iterator[tuple[object, list[Detection], energy.EnergyReport | None]]:
     """``(Results, detections, energy report or None)`` per image of Ultralytics' own ``predict`` loop
     (``predict_args`` are its settings: source, save, imgsz ...); with ``energy_per_image`` the model runs in
-    spike mode and each image comes with its energy report."""
+    spike mode and each image comes with its energy report. A spiking model always runs as deployed
+    (:func:`~spikedet.convert.bitplane.deployed`), energy or not."""
+    yolo.model = deployed(yolo.model)
     if not energy_per_image:
         for r in yolo.predict(**predict_args, stream=True):
             yield r, detections(r), None
         return
-    yolo.model = spiking(yolo.model, "integer")
     constants = constants or EnergyConstants()
     with energy.measure(yolo.model, "auto") as recorder:
         for r in yolo.predict(**predict_args, stream=True):

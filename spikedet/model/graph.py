@@ -129,7 +129,7 @@ class _Builder:
         if isinstance(m, TimeRepeat):
             return env[n.args[0]]
         if isinstance(m, SpikeConv):
-            return self.add("conv", [env[n.args[0]]], name)
+            return self.add("conv", [env[n.args[0]]], name, channels=m.out_channels)
         if isinstance(m, SpikingNeuron):
             return self.add("neuron", [env[n.args[0]]], name)
         if isinstance(m, Detect):
@@ -164,7 +164,8 @@ class _Builder:
     def head(self, name: str, head: Detect, feats: list[str]) -> None:
         if hasattr(head, "m") and hasattr(head, "anchor_px"):  # YOLOv5's: one 1x1 conv per level
             for i, f in enumerate(feats):
-                self.outputs.append((f"p{i}", self.add("conv", [f], f"{name}.m.{i}")))
+                conv = head.m[i]
+                self.outputs.append((f"p{i}", self.add("conv", [f], f"{name}.m.{i}", channels=conv.out_channels)))
             return None
         for branch, role in (("cv2", "box"), ("cv3", "cls")):
             for i, f in enumerate(feats):

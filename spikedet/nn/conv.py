@@ -122,15 +122,17 @@ class SpikeConv(nn.Conv2d):
         state = self.integer
         if state is None:
             raise SpikedetError(f"{self.report_name or 'conv'}: the exact path needs an integer model")
+        acc = state.accumulate(self.integer_input(x), self.stride, self.padding, self.groups)
+        return state.hand_on(acc)
+
+    def integer_input(self, x) -> Tensor:
+        """The integers an integer conv reads (float64): the image as ``round(255 x)``, or the spike codes."""
         if isinstance(x, Tensor):
-            if not state.image:
+            if not self.integer.image:
                 raise SpikedetError(f"{self.report_name or 'conv'}: the integer model got real values where it "
                                     "expects spike codes")
-            x = image_codes(x)
-        else:
-            x = self._combined_codes(x.terms(), torch.float64)
-        acc = state.accumulate(x, self.stride, self.padding, self.groups)
-        return state.hand_on(acc)
+            return image_codes(x)
+        return self._combined_codes(x.terms(), torch.float64)
 
     # -- conversion state ---------------------------------------------------------------------------
     def set_spike_mode(self, path: SpikePath, name: str = "") -> None:
