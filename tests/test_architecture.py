@@ -27,7 +27,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("spikedet.model",)),
     ("nn", ("spikedet.nn",)),
     ("snn", ("spikedet.snn",)),
-    ("base", ("spikedet.assets", "spikedet.errors", "spikedet.offline", "spikedet.compat", "spikedet")),
+    (
+        "base",
+        (
+            "spikedet.assets",
+            "spikedet.errors",
+            "spikedet.offline",
+            "spikedet.compat",
+            "spikedet.integer_reference",
+            "spikedet",
+        ),
+    ),
 ]
 
 
