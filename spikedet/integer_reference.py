@@ -217,6 +217,11 @@ def _run_neuron(nd: _Node, xs: list[np.ndarray], T: int) -> np.ndarray:
         a, s = (leak.get("multiplier"), leak.get("shift")) if isinstance(leak, dict) else (None, None)
         if not (type(a) is int and type(s) is int and s >= 0):
             nd.fail(f"leak must be {{'multiplier': int, 'shift': int >= 0}}, got {nd.node.get('leak')!r}")
+        u_max = j_max = int(np.abs(J).max(initial=0))
+        for _ in range(T - 1):  # |U[t]| <= |J| + |a| * (|U[t-1]| + L * 2**F) / 2**s + 1; the product must fit
+            if (u_max + (levels << F)) * abs(a) >= 2**63:
+                nd.fail("the leak product (U - q * 2**F) * a could overflow int64 on this input")
+            u_max = j_max + ((u_max + (levels << F)) * abs(a) >> s) + 1
         return threshold_neuron(J, T, F, rounding, a, s, levels)
     if kind == "lut":
         if T != 1:

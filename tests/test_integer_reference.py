@@ -389,6 +389,19 @@ def test_a_neuron_with_another_T_than_the_graph_or_no_leak_at_T_2_is_refused(tmp
         run_file(tmp_path, graph, tensors, random_images())
 
 
+def test_inputs_that_could_overflow_int64_are_refused_instead_of_wrapping(tmp_path):
+    tensors = {}
+    graph = bad_graph(tensors)
+    tensors["c1.weight"] = np.full((2, 3, 1, 1), 32767, np.int16)
+    tensors["c1.zero"], graph["nodes"][1]["input_zero"] = np.full(3, -(2**50)), "c1.zero"
+    with pytest.raises(ValueError, match=r"node 'c1' \(conv\): its accumulator could overflow int64"):
+        run_file(tmp_path, graph, tensors, random_images())
+    tensors["c1.weight"], graph["nodes"][1]["input_zero"] = np.ones((2, 3, 1, 1), np.int8), None
+    graph["nodes"].append(neuron_node("n", "c1", tensors, 2, T=1, multiplier=np.full(2, 2**60)))
+    with pytest.raises(ValueError, match=r"node 'n' \(neuron\): I \* multiplier could overflow int64"):
+        run_file(tmp_path, graph, tensors, random_images())
+
+
 def test_a_graph_of_another_format_version_is_refused():
     with pytest.raises(ValueError, match="not a spikedet-integer-graph version 1"):
         ir.run({**header([], []), "version": 2}, {}, random_images())
