@@ -75,6 +75,17 @@ def _conv_range(weight: np.ndarray, groups: int, xlo, xhi) -> tuple[np.ndarray, 
     return (pos * xl + neg * xh).sum(1), (pos * xh + neg * xl).sum(1)
 
 
+def _affine_range(terms, offset) -> tuple[np.ndarray, np.ndarray, int]:
+    """Range of ``sum coef * term + offset`` and the type every partial sum fits in."""
+    lo, hi, bounds = offset, offset, []
+    for term, coef in terms:
+        plo, phi = np.minimum(coef * term.lo, coef * term.hi), np.maximum(coef * term.lo, coef * term.hi)
+        lo, hi = lo + plo, hi + phi
+        bounds += [plo, phi, lo, hi]
+    every = np.concatenate([np.ravel(b) for b in bounds])
+    return lo, hi, _wide(every, every)
+
+
 @dataclass
 class _Term:
     """A tensor in the ONNX graph: name, element type, range of its values per channel."""
@@ -143,17 +154,11 @@ class _Builder:
             self._casts[key] = _Term(self.op("Cast", [term.name], to=dtype), dtype, term.lo, term.hi)
         return self._casts[key]
 
-    def affine(self, terms, offset, lo_bound=None) -> _Term:
-        """``sum coef * term + offset`` in the narrowest type every partial sum fits (its range: lo/hi)."""
-        parts = [(t, c, np.minimum(c * t.lo, c * t.hi), np.maximum(c * t.lo, c * t.hi)) for t, c in terms]
-        lo, hi, bounds = offset, offset, []
-        for _, _, plo, phi in parts:
-            bounds += [plo, phi]
-            lo, hi = lo + plo, hi + phi
-            bounds += [lo, hi]
-        dtype = _wide(np.concatenate([np.ravel(b) for b in bounds]), np.concatenate([np.ravel(b) for b in bounds]))
+    def affine(self, terms, offset) -> _Term:
+        """``sum coef * term + offset`` in the narrowest type every partial sum fits."""
+        lo, hi, dtype = _affine_range(terms, offset)
         total = None
-        for term, coef, _, _ in parts:
+        for term, coef in terms:
             name = self.cast(term, dtype).name
             if any(c != 1 for c in coef):
                 name = self.op("Mul", [name, self.const(coef, dtype, True)])
@@ -318,7 +323,7 @@ class _Exporter:
             lut = _tensor(self.tensors, node, "lut", (np.int16, np.int32, np.int64)).astype(np.int64)
             # q = lut[clip(J - lut_min, 0, K - 1)], J - lut_min = floor((I m + 2**(S-1) - lut_min 2**S) / 2**S)
             rounding = 2 ** (shift - 1) - int(_field(node, "lut_min")) * 2**shift
-            index = b.clip_div(self.multiply(x, m, rounding), shift, len(lut) - 1)
+            index = self.requantize(x, m, rounding, shift, len(lut) - 1)
             table = b.const(lut, TensorProto.INT32)
             return _Term(b.op("Gather", [table, index.name]), TensorProto.INT32, _ints(np.full(c, lut.min())),
                          _ints(np.full(c, lut.max())))
@@ -327,7 +332,7 @@ class _Exporter:
         bits = int(_field(node, "fraction_bits"))
         rest = 2 ** (bits - 1) if node.get("rounding", "nearest") == "nearest" else 0
         if self.T == 1:  # q = clip(floor((floor((I m + 2**(S-1)) / 2**S) + R) / 2**F), 0, L): one division
-            return b.clip_div(self.multiply(x, m, 2 ** (shift - 1) + rest * 2**shift), shift + bits, levels)
+            return self.requantize(x, m, 2 ** (shift - 1) + rest * 2**shift, shift + bits, levels)
         leak = node.get("leak") or {"multiplier": 0, "shift": 0}
         a, s = int(leak["multiplier"]), int(leak["shift"])
         plain = b.plain(x)
@@ -350,6 +355,31 @@ class _Exporter:
     def multiply(self, x: _Value, m: np.ndarray, add: int) -> _Term:
         """``x * m + add`` per channel, the conv's pending bias and digit factors folded in."""
         return self.b.affine([(t, coef * m) for t, coef in x.terms], x.offset * m + add)
+
+    def requantize(self, x: _Value, m: np.ndarray, add: int, power: int, top: int) -> _Term:
+        """``clip(floor((x * m + add) / 2**power), 0, top)``. Where the products need int64 but ``x`` fits
+        int32, ``x`` is first clipped to the interval that decides the result (below it the result is 0, above
+        it ``top``): the products then fit int32, two cheap ops instead of int64 arithmetic."""
+        b, d = self.b, 2**power
+        if _affine_range([(t, c * m) for t, c in x.terms], x.offset * m + add)[2] == TensorProto.INT32 or min(m) < 1:
+            return b.clip_div(self.multiply(x, m, add), power, top)
+        raw = b.affine(x.terms, _ints([0]))  # x - offset
+        if raw.dtype != TensorProto.INT32:
+            return b.clip_div(self.multiply(x, m, add), power, top)
+        # v = x m + add >= 0 from `first` on and <= (top + 1) d - 1 up to `last`; with m <= d the ends of that
+        # interval give 0 and top themselves, else one step further out does (and the Clip below catches it)
+        wider = int(max(m) > d)
+        first = _ints([-(add // mc) - wider for mc in m]) - x.offset
+        last = _ints([((top + 1) * d - 1 - add) // mc + wider for mc in m]) - x.offset
+        name, lo, hi = raw.name, raw.lo, raw.hi
+        if any(first > raw.lo):
+            first = np.minimum(np.maximum(first, raw.lo), raw.hi)
+            name, lo, hi = b.op("Max", [name, b.const(first, TensorProto.INT32, True)]), np.maximum(lo, first), np.maximum(hi, first)
+        if any(last < raw.hi):
+            last = np.maximum(np.minimum(last, raw.hi), raw.lo)
+            name, lo, hi = b.op("Min", [name, b.const(last, TensorProto.INT32, True)]), np.minimum(lo, last), np.minimum(hi, last)
+        clipped = _Term(name, TensorProto.INT32, lo, hi)
+        return b.clip_div(b.affine([(clipped, m)], x.offset * m + add), power, top)
 
     # ---- moves ------------------------------------------------------------------------------------------
     def narrow(self, term: _Term) -> _Term:

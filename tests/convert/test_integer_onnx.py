@@ -190,17 +190,46 @@ def test_accumulators_beyond_int32_come_out_as_exact_int64(tmp_path):
     c2 = g.conv(n1, 8, 2, wmax=32000, dtype=np.int16)
     g.tensors[f"{c2}.w"] = np.abs(g.tensors[f"{c2}.w"])  # all of one sign: the sums grow
     g.output(c2, "p3")
+    n2 = g.threshold(c2, 2, 255, 1, shift=28)  # a neuron on int64 accumulators
+    g.output(g.conv(n2, 2, 2), "p4")
     want, got = check(g, tmp_path)
     assert np.abs(want[c2]).max() >= 2**31 and got["p3"].dtype == np.int64
+    assert 0 < want[n2].max() < 255
 
 
-def test_neuron_requantization_in_int64_when_products_exceed_int32(tmp_path):
+@pytest.mark.parametrize(("shift", "F", "weights"), [(22, 4, np.int8), (3, 1, np.int16)])
+def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shift, F, weights):
+    """Multiplier below the divisor (the clip alone decides) and above it (a Clip after the products), both
+    in int32 arithmetic although the products of the accumulators' whole range need int64."""
     g = Graph(seed=5)
-    c1 = g.conv("input", 3, 4, wmax=100)
-    n1 = g.threshold(c1, 4, 15, spread_multiplier(g, c1, images(2, 20, 24), 15, shift=24), shift=24)
+    c1 = g.conv("input", 3, 4, wmax=100 if weights == np.int8 else 30000, dtype=weights)
+    m = spread_multiplier(g, c1, images(2, 20, 24), 15, F=F, shift=shift) if weights == np.int8 else 3 * 2 ** (shift + F)
+    n1 = g.threshold(c1, 4, 15, m, shift=shift, F=F)
     g.output(g.conv(n1, 4, 2), "p3")
     codes = check(g, tmp_path)[0][n1]
-    assert codes.min() == 0 and codes.max() == 15
+    assert codes.min() == 0 and codes.max() == 15 and (m > 2 ** (shift + F)) == (weights == np.int16)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert {"Max", "Min"} <= {n.op_type for n in model.graph.node}
+    assert all(i.data_type != onnx.TensorProto.INT64 for i in model.graph.initializer if i.dims == [])
+
+
+def test_neuron_whose_clipped_products_still_exceed_int32_computes_in_int64(tmp_path):
+    g = Graph(seed=14)
+    c1 = g.conv("input", 3, 4, wmax=100)
+    n1 = g.threshold(c1, 4, 15, spread_multiplier(g, c1, images(2, 20, 24), 15, shift=24), shift=24)  # 16 * 2**28
+    g.output(g.conv(n1, 4, 2), "p3")
+    assert check(g, tmp_path)[0][n1].max() == 15
+    assert any(n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.INT64
+               for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+
+
+def test_neuron_with_negative_and_zero_multipliers_is_exact(tmp_path):
+    g = Graph(seed=13)
+    c1 = g.conv("input", 3, 4, wmax=50)
+    m = spread_multiplier(g, c1, images(2, 20, 24), 31)
+    n1 = g.threshold(c1, 4, 31, [m, -m, 0, m // 3])
+    g.output(g.conv(n1, 4, 2), "p3")
+    assert check(g, tmp_path)[0][n1].max() == 31
 
 
 def test_depthwise_conv_with_stride_two_is_exact(tmp_path):
