@@ -1,0 +1,323 @@
+"""The integer graph as ONNX: every op on ONNX Runtime equals an independent int64 computation of the spec.
+
+The graphs are built here by hand (numpy tensors and a graph dict, INTEGER_GRAPH.md version 1); the reference
+below evaluates them straight from the spec's formulas (int64 numpy, Python floor division, torch float64
+convolutions: exact for these integers), so it shares nothing with the exporter.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from spikedet.convert.integer_onnx import METADATA_KEY, export_integer_onnx  # noqa: E402
+from spikedet.errors import SpikedetError  # noqa: E402
+
+# ---- a reference evaluator, from the spec -------------------------------------------------------------------
+
+
+def reference(graph, tensors, images):
+    """Every node's output (int64) for float32 images in [0, 1]."""
+    T = graph["T"]
+    q = np.round(images.astype(np.float32) * np.float32(255)).astype(np.int64)
+    values = {"input": np.concatenate([q] * T)}
+    for node in graph["nodes"]:
+        xs = [values[i] for i in node["inputs"]]
+        values[node["id"]] = OPS[node["op"]](node, tensors, T, *xs)
+    return values
+
+
+def ref_conv(node, tensors, T, x):
+    zero = tensors[node["input_zero"]] if node.get("input_zero") else np.zeros(x.shape[1], np.int64)
+    xz = torch.from_numpy((x - zero[None, :, None, None]).astype(np.float64))
+    w = torch.from_numpy(tensors[node["weight"]].astype(np.float64))
+    y = F.conv2d(xz, w, stride=node["stride"], padding=node["padding"], groups=node["groups"]).numpy()
+    assert np.abs(y).max() < 2**52  # float64 sums of integers are exact below this
+    return y.astype(np.int64) + tensors[node["bias"]][None, :, None, None]
+
+
+def ref_neuron(node, tensors, T, x):
+    m = tensors[node["multiplier"]][None, :, None, None]
+    S = node["shift"]
+    J = (x * m + 2 ** (S - 1)) // 2**S
+    if node["kind"] == "lut":
+        lut = tensors[node["lut"]].astype(np.int64)
+        return lut[np.clip(J - node["lut_min"], 0, len(lut) - 1)]
+    Fb, L = node["fraction_bits"], node["levels"]
+    R = 2 ** (Fb - 1) if node["rounding"] == "nearest" else 0
+    a, s = node["leak"]["multiplier"], node["leak"]["shift"]
+    J = J.reshape(T, -1, *x.shape[1:])
+    U = J[0]
+    q = [np.clip((U + R) // 2**Fb, 0, L)]
+    for t in range(1, T):
+        U = (U - q[-1] * 2**Fb) * a // 2**s + J[t]
+        q.append(np.clip((U + R) // 2**Fb, 0, L))
+    return np.concatenate(q)
+
+
+def ref_maxpool(node, tensors, T, x):
+    k, s, p = node["kernel"], node["stride"], node["padding"]
+    return F.max_pool2d(torch.from_numpy(x.astype(np.float64)), k, s, p).numpy().astype(np.int64)
+
+
+OPS = {
+    "conv": ref_conv,
+    "neuron": ref_neuron,
+    "maxpool": ref_maxpool,
+    "add": lambda node, tensors, T, *xs: sum(xs),
+    "concat": lambda node, tensors, T, *xs: np.concatenate(xs, axis=1),
+    "upsample": lambda node, tensors, T, x: x.repeat(node["scale"], 2).repeat(node["scale"], 3),
+    "time_sum": lambda node, tensors, T, x: x.reshape(T, -1, *x.shape[1:]).sum(0),
+}
+
+# ---- building graphs ------------------------------------------------------------------------------------------
+
+
+class Graph:
+    """A graph dict and its tensors, built node by node."""
+
+    def __init__(self, T=1, seed=0):
+        self.rng = np.random.default_rng(seed)
+        self.T, self.nodes, self.tensors, self.outputs = T, [], {}, []
+
+    def add(self, op, inputs, **fields):
+        node = {"id": f"n{len(self.nodes)}", "op": op, "inputs": inputs, **fields}
+        self.nodes.append(node)
+        return node["id"]
+
+    def tensor(self, name, array):
+        self.tensors[name] = array
+        return name
+
+    def conv(self, src, cin, cout, k=3, stride=1, padding=1, groups=1, wmax=127, dtype=np.int8, zero=None,
+             bias=1000):
+        nid = f"n{len(self.nodes)}"
+        w = self.rng.integers(-wmax, wmax + 1, (cout, cin // groups, k, k)).astype(dtype)
+        fields = {"weight": self.tensor(f"{nid}.w", w),
+                  "bias": self.tensor(f"{nid}.b", self.rng.integers(-bias, bias + 1, cout).astype(np.int64)),
+                  "input_zero": None if zero is None else self.tensor(f"{nid}.z", np.asarray(zero, np.int64)),
+                  "stride": [stride, stride], "padding": [padding, padding], "groups": groups,
+                  "scale": self.tensor(f"{nid}.s", np.full(cout, 1e-3)), "bound": 0, "accumulator_bits": 32,
+                  "module": "test"}
+        return self.add("conv", [src], **fields)
+
+    def threshold(self, src, channels, levels, multiplier, shift=12, F=4, rounding="nearest", leak=(1, 2)):
+        nid = f"n{len(self.nodes)}"
+        m = self.tensor(f"{nid}.m", np.asarray(multiplier, np.int64) * np.ones(channels, np.int64))
+        return self.add("neuron", [src], module="test", T=self.T, multiplier=m, shift=shift, levels=levels,
+                        n=1, zero=0, encoding="binary", rest=None, kind="threshold", fraction_bits=F,
+                        rounding=rounding, leak={"multiplier": leak[0], "shift": leak[1]})
+
+    def output(self, nid, name):
+        self.outputs.append({"id": nid, "name": name, "scale": None, "divisor": self.T})
+
+    def dict(self):
+        return {"format": "spikedet-integer-graph", "version": 1, "T": self.T,
+                "input": {"id": "input", "channels": 3, "levels": 255}, "nodes": self.nodes,
+                "outputs": self.outputs, "head": {"type": "test"}}
+
+
+def images(batch, h, w, seed=1):
+    return (np.random.default_rng(seed).integers(0, 256, (batch, 3, h, w)) / np.float32(255)).astype(np.float32)
+
+
+def check(g, tmp_path, *shapes, spread=None):
+    """Export with codes, run ONNX Runtime at each (B, H, W), compare every output with the reference."""
+    path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    for i, shape in enumerate(shapes or [(2, 20, 24)]):
+        x = images(*shape, seed=i)
+        got = dict(zip(names, session.run(None, {"images": x})))
+        want = reference(g.dict(), g.tensors, x)
+        for out in g.outputs:
+            assert got[out["name"]].dtype in (np.int32, np.int64)
+            np.testing.assert_array_equal(got[out["name"]], want[out["id"]], err_msg=out["name"])
+        for node in g.nodes:
+            if node["op"] == "neuron":
+                np.testing.assert_array_equal(got[f"codes:{node['id']}"], want[node["id"]], err_msg=node["id"])
+    return want, got
+
+
+def spread_multiplier(g, src, x, levels, F=4, shift=12):
+    """A multiplier that maps the accumulators of ``src`` onto codes below 0, across 0..levels and above."""
+    acc = reference(g.dict(), g.tensors, x)[src]
+    span = max(abs(int(acc.min())), abs(int(acc.max())), 1)
+    return max(1, int(3 * (levels + 1) * 2 ** (F + shift) / span))
+
+
+# ---- tests ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("levels", [40, 100, 200, 511, 5000])
+@pytest.mark.parametrize("zero", ["none", "uniform", "per-channel"])
+def test_conv_on_codes_of_any_width_with_zero_offsets_and_padding_is_exact(tmp_path, levels, zero):
+    """Codes within the int8 window, one window wide, bytes, 9 bits and 13 bits; zero offsets none, uniform
+    and per channel, on a padded stride-1 and a stride-2 conv."""
+    g = Graph(seed=levels)
+    c1 = g.conv("input", 3, 6, wmax=20)
+    g.nodes[-1]["bias"] = g.tensor("b0", np.zeros(6, np.int64))
+    m = spread_multiplier(g, c1, images(2, 20, 24), levels)
+    n1 = g.threshold(c1, 6, levels, g.rng.integers(m // 2, m + 1, 6))
+    z = {"none": None, "uniform": np.full(6, levels // 3), "per-channel": g.rng.integers(0, levels + 1, 6)}[zero]
+    c2 = g.conv(n1, 6, 5, zero=z)
+    c3 = g.conv(n1, 6, 4, k=3, stride=2, padding=1, zero=z)
+    g.output(c2, "p3")
+    g.output(c3, "p4")
+    codes = check(g, tmp_path)[0][n1]
+    assert codes.min() == 0 and codes.max() == levels and len(np.unique(codes)) > min(levels, 200) // 4
+
+
+def test_int16_weights_split_into_bytes_are_exact(tmp_path):
+    g = Graph(seed=3)
+    c1 = g.conv("input", 3, 4, wmax=30000, dtype=np.int16)
+    n1 = g.threshold(c1, 4, 300, spread_multiplier(g, c1, images(2, 20, 24), 300))
+    c2 = g.conv(n1, 4, 3, wmax=20000, dtype=np.int16, zero=np.full(4, 7))
+    g.output(c1, "raw")
+    g.output(c2, "p3")
+    check(g, tmp_path)
+
+
+def test_accumulators_beyond_int32_come_out_as_exact_int64(tmp_path):
+    g = Graph(seed=4)
+    c1 = g.conv("input", 3, 8, wmax=20)
+    n1 = g.threshold(c1, 8, 9000, spread_multiplier(g, c1, images(2, 20, 24), 9000))
+    c2 = g.conv(n1, 8, 2, wmax=32000, dtype=np.int16)
+    g.tensors[f"{c2}.w"] = np.abs(g.tensors[f"{c2}.w"])  # all of one sign: the sums grow
+    g.output(c2, "p3")
+    n2 = g.threshold(c2, 2, 255, 1, shift=28)  # a neuron on int64 accumulators
+    g.output(g.conv(n2, 2, 2), "p4")
+    want, got = check(g, tmp_path)
+    assert np.abs(want[c2]).max() >= 2**31 and got["p3"].dtype == np.int64
+    assert 0 < want[n2].max() < 255
+
+
+@pytest.mark.parametrize(("shift", "F", "weights"), [(22, 4, np.int8), (3, 1, np.int16)])
+def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shift, F, weights):
+    """Multiplier below the divisor (the clip alone decides) and above it (a Clip after the products), both
+    in int32 arithmetic although the products of the accumulators' whole range need int64."""
+    g = Graph(seed=5)
+    c1 = g.conv("input", 3, 4, wmax=100 if weights == np.int8 else 30000, dtype=weights)
+    m = spread_multiplier(g, c1, images(2, 20, 24), 15, F=F, shift=shift) if weights == np.int8 else 3 * 2 ** (shift + F)
+    n1 = g.threshold(c1, 4, 15, m, shift=shift, F=F)
+    g.output(g.conv(n1, 4, 2), "p3")
+    codes = check(g, tmp_path)[0][n1]
+    assert codes.min() == 0 and codes.max() == 15 and (m > 2 ** (shift + F)) == (weights == np.int16)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert {"Max", "Min"} <= {n.op_type for n in model.graph.node}
+    assert all(i.data_type != onnx.TensorProto.INT64 for i in model.graph.initializer if i.dims == [])
+
+
+def test_neuron_whose_clipped_products_still_exceed_int32_computes_in_int64(tmp_path):
+    g = Graph(seed=14)
+    c1 = g.conv("input", 3, 4, wmax=100)
+    n1 = g.threshold(c1, 4, 15, spread_multiplier(g, c1, images(2, 20, 24), 15, shift=24), shift=24)  # 16 * 2**28
+    g.output(g.conv(n1, 4, 2), "p3")
+    assert check(g, tmp_path)[0][n1].max() == 15
+    assert any(n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.INT64
+               for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
+
+
+def test_neuron_with_negative_and_zero_multipliers_is_exact(tmp_path):
+    g = Graph(seed=13)
+    c1 = g.conv("input", 3, 4, wmax=50)
+    m = spread_multiplier(g, c1, images(2, 20, 24), 31)
+    n1 = g.threshold(c1, 4, 31, [m, -m, 0, m // 3])
+    g.output(g.conv(n1, 4, 2), "p3")
+    assert check(g, tmp_path)[0][n1].max() == 31
+
+
+def test_depthwise_conv_with_stride_two_is_exact(tmp_path):
+    g = Graph(seed=6)
+    c1 = g.conv("input", 3, 8, wmax=20)
+    n1 = g.threshold(c1, 8, 511, spread_multiplier(g, c1, images(2, 20, 24), 511))
+    g.output(g.conv(n1, 8, 8, k=5, stride=2, padding=2, groups=8, zero=np.full(8, 3)), "dw")
+    g.output(g.conv(n1, 8, 4, k=3, groups=2), "grouped")
+    check(g, tmp_path)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "floor"])
+def test_threshold_neuron_over_two_timesteps_with_leak_one_quarter(tmp_path, rounding):
+    g = Graph(T=2, seed=7)
+    c1 = g.conv("input", 3, 4, wmax=50)
+    n1 = g.threshold(c1, 4, 20, spread_multiplier(g, c1, images(2, 20, 24), 20), rounding=rounding, leak=(1, 2))
+    c2 = g.conv(n1, 4, 3)
+    n2 = g.threshold(c2, 3, 511, spread_multiplier(g, c2, images(2, 20, 24), 511), leak=(1, 2))
+    g.output(g.add("time_sum", [g.conv(n2, 3, 2)]), "p3")
+    want, _ = check(g, tmp_path)
+    t0, t1 = want[n1].reshape(2, -1)
+    assert (t0 != t1).any()  # the membrane carries over: the two timesteps differ
+
+
+def test_lut_neuron_clips_its_index_at_both_ends(tmp_path):
+    g = Graph(seed=8)
+    c1 = g.conv("input", 3, 5, wmax=60)
+    m = spread_multiplier(g, c1, images(2, 20, 24), 64, F=0, shift=10)
+    lut = g.tensor("lut", np.concatenate([np.arange(0, 64), np.full(6, 63)]).astype(np.int16)[::-1].copy())
+    n1 = g.add("neuron", [c1], module="a2s", T=1, multiplier=g.tensor("m", np.full(5, m, np.int64)), shift=10,
+               levels=63, n=10, zero=3, encoding="binary", rest=None, kind="lut", lut=lut, lut_min=-20, grid=10)
+    g.output(g.conv(n1, 5, 3, zero=np.full(5, 3)), "p3")
+    want = reference(g.dict(), g.tensors, images(2, 20, 24))
+    acc = want[c1] * np.full(5, m)[None, :, None, None]
+    J = (acc + 2**9) // 2**10
+    assert (J - (-20) < 0).any() and (J - (-20) > 69).any()  # both clips are exercised
+    check(g, tmp_path)
+
+
+def test_maxpool_upsample_concat_add_and_time_sum_are_exact(tmp_path):
+    g = Graph(T=2, seed=9)
+    c1 = g.conv("input", 3, 4, wmax=40)
+    small = g.threshold(c1, 4, 15, spread_multiplier(g, c1, images(2, 20, 24), 15))
+    wide = g.threshold(c1, 4, 700, spread_multiplier(g, c1, images(2, 20, 24), 700))
+    p_small = g.add("maxpool", [small], kernel=5, stride=1, padding=2)
+    p_wide = g.add("maxpool", [wide], kernel=3, stride=2, padding=1)
+    up = g.add("upsample", [p_wide], scale=2)
+    cat = g.add("concat", [p_small, up, small])
+    codes_sum = g.add("add", [p_small, small])
+    c2 = g.conv(cat, 12, 3)
+    acc_sum = g.add("add", [c2, g.conv(codes_sum, 4, 3)])
+    g.output(g.add("time_sum", [acc_sum]), "p3")
+    g.output(g.add("time_sum", [cat]), "codes_sum")
+    check(g, tmp_path)
+
+
+def test_batch_and_image_size_are_dynamic(tmp_path):
+    g = Graph(seed=10)
+    c1 = g.conv("input", 3, 4, k=3, stride=2, wmax=30)
+    n1 = g.threshold(c1, 4, 255, spread_multiplier(g, c1, images(2, 20, 24), 255))
+    g.output(g.conv(g.add("upsample", [n1], scale=2), 4, 2), "p3")
+    check(g, tmp_path, (1, 16, 16), (3, 20, 28), (2, 33, 17))
+
+
+def test_metadata_describes_outputs_and_codes(tmp_path):
+    g = Graph(seed=11)
+    n1 = g.threshold(g.conv("input", 3, 2), 2, 9, 1)
+    g.output(g.conv(n1, 2, 2), "p3")
+    path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True)
+    model = onnx.load(str(path))
+    meta = json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
+    assert (meta["format"], meta["version"], meta["T"]) == ("spikedet-integer-graph", 1, 1)
+    assert [o["name"] for o in meta["outputs"]] == ["p3", f"codes:{n1}"]
+    assert [o.name for o in model.graph.output] == ["p3", f"codes:{n1}"]
+    assert meta["outputs"][0]["id"] == g.outputs[0]["id"] and meta["head"] == {"type": "test"}
+    plain = export_integer_onnx(g.dict(), g.tensors, tmp_path / "p.onnx")
+    assert [o.name for o in onnx.load(str(plain)).graph.output] == ["p3"]
+
+
+def test_graphs_it_cannot_run_are_refused_in_one_line(tmp_path):
+    g = Graph(seed=12)
+    g.output(g.conv("input", 3, 2), "p3")
+    with pytest.raises(SpikedetError, match="version"):
+        export_integer_onnx({**g.dict(), "version": 2}, g.tensors, tmp_path / "m.onnx")
+    bad = g.dict()
+    bad["nodes"] = [*bad["nodes"], {"id": "x", "op": "softmax", "inputs": ["n0"]}]
+    with pytest.raises(SpikedetError, match="unknown op 'softmax'"):
+        export_integer_onnx(bad, g.tensors, tmp_path / "m.onnx")
+    tensors = {**g.tensors, "n0.w": g.tensors["n0.w"].astype(np.int32)}
+    with pytest.raises(SpikedetError, match="weight is int32"):
+        export_integer_onnx(g.dict(), tensors, tmp_path / "m.onnx")
