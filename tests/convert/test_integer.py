@@ -25,7 +25,7 @@ from spikedet.nn.mode import is_integer, spike_path
 from spikedet.snn.neurons import SpikingNeuron
 
 DEFAULT = asset_dir("weights") / "yolov5n-a2s.safetensors"
-RUNTIMES = ("pytorch",)  # onnxruntime joins when its exporter lands
+RUNTIMES = ("pytorch", "onnxruntime")
 
 
 def spikeyolo_t(neuron: dict, seed: int = 0) -> nn.Module:
