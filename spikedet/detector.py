@@ -32,7 +32,9 @@ from spikedet.io.images import check_imgsz, letterbox_tensor, model_stride
 from spikedet.io.weights import resolve
 from spikedet.measure import energy
 from spikedet.measure.graph_energy import GraphSession
+from spikedet.measure.integer_session import IntegerGraphSession
 from spikedet.model.detection import describe_model
+from spikedet.nn.mode import is_integer
 
 __all__ = ["BACKENDS", "Detection", "DetectionResult", "Detector", "detections"]
 
@@ -64,7 +66,8 @@ class Detector:
         constants: energy constants (45 nm defaults).
         backend: ``torch`` (Ultralytics' predictor on the PyTorch integer path, energy from hooks) or
             ``onnxruntime`` (the integer path exported to ONNX once per image size, with every spike train's
-            counts as extra outputs: energy from the graph itself; CPU; ``auto`` counting only). ONNX
+            counts as extra outputs: energy from the graph itself; CPU; ``auto`` counting only; an integer
+            model exports its graph of integer ops, bit-exact with the PyTorch path). ONNX
             Runtime letterboxes every image to the full square ``imgsz`` (a fixed-size graph), PyTorch to the
             smallest multiple of the stride, so their figures differ on non-square images.
     """
@@ -133,7 +136,8 @@ class Detector:
         from ultralytics.utils.ops import scale_boxes
 
         if size not in self._sessions:  # exported once per image size (a fixed-size graph)
-            self._sessions[size] = GraphSession(self.module, size, self._exports.name, torch.get_num_threads())
+            session_class = IntegerGraphSession if is_integer(self.module) else GraphSession
+            self._sessions[size] = session_class(self.module, size, self._exports.name, torch.get_num_threads())
         session = self._sessions[size]
         t0 = time.perf_counter()
         x = letterbox_tensor(image, size)[None].numpy()  # the square letterbox a fixed-size model is fed

@@ -64,7 +64,8 @@ def _conv_entry(name: str, conv: SpikeConv, tensors: dict) -> dict:
         tensors[f"{name}.input_zero"] = s.input_zero
     return {"module": name, "weight": f"{name}.weight", "bias": f"{name}.bias", "scale": f"{name}.scale",
             "input_zero": None if s.input_zero is None else f"{name}.input_zero",
-            "stride": list(conv.stride), "padding": list(conv.padding), "groups": conv.groups,
+            "channels": conv.out_channels, "stride": list(conv.stride), "padding": list(conv.padding),
+            "groups": conv.groups,
             "weight_bits": s.weight_bits, "bound": s.bound, "accumulator_bits": 32 if s.bound < 2**31 else 64,
             "image": s.image, "output": s.output}
 
