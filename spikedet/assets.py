@@ -30,7 +30,7 @@ from pathlib import Path
 from spikedet.errors import SpikedetError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS_NAME = "yolov5n-a2s.safetensors"
+DEFAULT_WEIGHTS_NAME = "yolov5n-a2s-int8.safetensors"  # the bit-exact integer model (weights/README.md)
 
 
 def asset_dir(name: str) -> Path:

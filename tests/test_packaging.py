@@ -27,6 +27,7 @@ def test_wheel_ships_the_assets_and_finds_them(tmp_path):
         "spikedet/data/coco8/images/val/000000000036.jpg",
         "spikedet/data/coco8/labels/val/000000000036.txt",
         "spikedet/weights/yolov5n-a2s.safetensors",
+        "spikedet/weights/yolov5n-a2s-int8.safetensors",
         "spikedet/weights/README.md",
         "spikedet/service/static/index.html",
         "spikedet/service/app.py",
@@ -64,4 +65,4 @@ def test_wheel_ships_the_assets_and_finds_them(tmp_path):
     assert found["shipped_data"] == str(target / "spikedet" / "data")
     assert found["data"] == str(tmp_path / "cache" / "data" / "coco8.yaml")
     assert (tmp_path / "cache" / "data" / "coco8" / "images" / "val").is_dir()
-    assert found["weights"] == str(target / "spikedet" / "weights" / "yolov5n-a2s.safetensors")
+    assert found["weights"] == str(target / "spikedet" / "weights" / "yolov5n-a2s-int8.safetensors")

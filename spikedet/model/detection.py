@@ -27,7 +27,7 @@ from ultralytics.utils.torch_utils import initialize_weights  # noqa: E402
 
 from spikedet.errors import SpikedetError  # noqa: E402
 from spikedet.model.builder import build_layers, load_model_cfg  # noqa: E402
-from spikedet.nn.mode import is_converted, spike_path  # noqa: E402
+from spikedet.nn.mode import is_converted, is_integer, spike_path  # noqa: E402
 from spikedet.snn.neurons import SpikingNeuron  # noqa: E402
 
 
@@ -185,7 +185,7 @@ def describe_model(module: nn.Module, weights: str | Path | None = None) -> dict
         "weights": None if weights is None else Path(weights).name,
         "architecture": Path(str(yaml.get("yaml_file", "model"))).stem.split("-")[0] or "model",
         "scale": yaml.get("scale"),
-        "state": "converted" if is_converted(module) else "trained",
+        "state": "integer" if is_integer(module) else "converted" if is_converted(module) else "trained",
         "neuron": {
             "types": sorted({type(n).__name__ for n in neurons}),
             "layers": len(neurons),

@@ -27,7 +27,7 @@ def test_a_model_yaml_is_a_fresh_model_and_a_name_finds_the_shipped_weights():
     assert isinstance(fresh, SpikeDetectionModel) and fresh.yaml["scale"] == "t" and not is_converted(fresh)
     shipped = load_model("yolov5n-a2s.safetensors")  # a bare name: the file in weights/
     assert shipped.names[0] == "person" and has_neurons(shipped) and shipped.is_fused() and not is_converted(shipped)
-    assert resolve(None, allow_pickle=False).name == "yolov5n-a2s.safetensors"  # the default weights
+    assert resolve(None, allow_pickle=False).name == "yolov5n-a2s-int8.safetensors"  # the default weights
 
 
 def test_pickles_load_only_when_allowed(tmp_path):

@@ -42,7 +42,7 @@ def test_serve_refuses_bad_start_up_in_one_line(tmp_path, capsys, tiny):
         busy.close()
 
 
-@pytest.mark.skipif(not (asset_dir("weights") / "yolov5n-a2s.safetensors").is_file(), reason="default weights not installed")
+@pytest.mark.skipif(not (asset_dir("weights") / "yolov5n-a2s-int8.safetensors").is_file(), reason="default weights not installed")
 def test_default_weights_find_the_people_and_the_bus():
     """`spikedet serve` with no weights given answers bus.jpg with its people and its bus, and the energy."""
     from ultralytics.utils import ASSETS
@@ -56,7 +56,8 @@ def test_default_weights_find_the_people_and_the_bus():
         body = r.json()
         names = [d["name"] for d in body["detections"]]
         assert names.count("person") >= 3 and "bus" in names, names
-        assert body["model"]["weights"] == "yolov5n-a2s.safetensors"
+        assert body["model"]["weights"] == "yolov5n-a2s-int8.safetensors"
+        assert body["model"]["state"] == "integer"  # the default is the bit-exact integer model
         assert body["energy"]["snn_mJ"] < body["energy"]["ann_mJ"] and body["energy"]["efficiency"] > 1
 
 
