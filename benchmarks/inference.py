@@ -4,19 +4,24 @@ Rows (ratios against the ANN twin, measured in the same process):
 
 - ANN twin: the same re-parameterized network with every spiking neuron replaced by its ANN activation
   (ReLU for SpikeYOLO's neurons, SiLU for A2S neurons), float forward;
-- integer spiking model: the converted model on its integer path (the serving path);
+- spiking model, integer path: the converted float model on its integer path (one float32 conv over the codes);
 - integer + energy accounting: the same inside ``spikedet.measure.energy.measure`` (spike counts per layer and
   neuron, every energy model); timed interleaved with the integer row, so machine drift cannot decide the
   overhead;
 - bit-plane simulation: the converted model convolving every 0/1 (or -1/0/+1) spike plane;
-- ONNX Runtime: the integer model exported to ONNX, on onnxruntime's CPU provider.
+- ONNX Runtime: the converted float model exported to ONNX (float32 ops), on onnxruntime's CPU provider;
+- integer deployment model, PyTorch: ``spikedet convert --integer`` of the same network (int8 weights and
+  integer neurons, bit-exact; per-layer errors measured on 4 coco8 train images at 320), its exact path;
+- integer deployment model, ONNX Runtime: its graph of integer ops (``ConvInteger``), timed interleaved with
+  the float export (goal of issue 11: at most 1.00x the float export).
 
 Usage::
 
     python benchmarks/inference.py [--model weights/yolov5n-a2s.safetensors | spikeyolo-n.yaml] [--imgsz 640]
         [--repeats 10] [--bitplane-repeats 2] [--threads N]
 
-Goals: integer <= 1.10x the ANN twin (issue 4); energy accounting adds <= 10 % (issues 4 and 12).
+Goals: integer path <= 1.10x the ANN twin (issue 4); energy accounting adds <= 10 % (issues 4 and 12); the
+integer deployment model on ONNX Runtime <= 1.00x the float export (issue 11).
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ def main(argv=None) -> None:
 
     import spikedet  # noqa: F401
     from spikedet.convert import bitplane
+    from spikedet.convert.integer import to_integer
     from spikedet.io.images import load_batch, sample_images
     from spikedet.io.weights import load_model
     from spikedet.measure import energy
@@ -111,25 +117,39 @@ def main(argv=None) -> None:
             recorder.reports()
 
         t_int, t_energy = timed_interleaved([lambda: converted(image), with_energy], args.repeats)
-        rows.append(("integer spiking model", t_int))
+        rows.append(("spiking model, integer path", t_int))
         rows.append(("integer + energy accounting", t_energy))
         set_spike_mode(converted, "bitplane")
         t_bp = timed(lambda: converted(image), args.bitplane_repeats)
         rows.append(("bit-plane simulation", t_bp))
         set_spike_mode(converted, "integer")
+        calibration, _ = load_batch(sample_images("train"), 320, 4)
+        integer, _ = to_integer(converted, calibration)
+        t_exact = timed(lambda: integer(image), args.repeats)
+        rows.append(("integer deployment model, PyTorch (exact)", t_exact))
 
+    ratio = None
     if not args.no_onnx:
         import onnxruntime as ort
 
+        from spikedet.convert.integer_onnx import export_integer_onnx
         from spikedet.convert.onnx import export_onnx
+        from spikedet.io.integer_format import graph_document
 
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        feed = {"images": image.numpy()}
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(converted, Path(tmp) / "m.onnx", args.imgsz)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = args.threads
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            feed = {"images": image.numpy()}
-            rows.append(("ONNX Runtime (integer model)", timed(lambda: session.run(None, feed), args.repeats)))
+            graph, tensors = graph_document(integer)
+            int_path = export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, Path(tmp) / "int.onnx")
+            int_session = ort.InferenceSession(str(int_path), options, providers=["CPUExecutionProvider"])
+            t_onnx, t_int_onnx = timed_interleaved([lambda: session.run(None, feed), lambda: int_session.run(None, feed)],
+                                                   args.repeats)
+        rows.append(("ONNX Runtime, float export of the spiking model", t_onnx))
+        rows.append(("ONNX Runtime, integer deployment model (ConvInteger graph)", t_int_onnx))
+        ratio = t_int_onnx / t_onnx
 
     cpu = platform.processor() or platform.machine()
     print(f"model {Path(args.model).name}, batch 1, {args.imgsz}x{args.imgsz}, CPU {cpu}, {args.threads} threads, "
@@ -142,6 +162,8 @@ def main(argv=None) -> None:
     print()
     print(f"energy accounting adds {100 * (t_energy / t_int - 1):.1f} % to the integer path "
           f"(goal <= 10 %); integer path {t_int / t_ann:.2f}x the ANN twin (goal <= 1.10x)")
+    if ratio is not None:
+        print(f"integer deployment model on ONNX Runtime: {ratio:.2f}x the float ONNX export (goal <= 1.00x)")
 
 
 if __name__ == "__main__":

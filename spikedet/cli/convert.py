@@ -33,8 +33,8 @@ EXPORT = "spikedet.convert.pipelines:export_weights"
                                  "--integer, the images each layer's error is measured on (default: coco8 train)"),
         "imgsz": options.imgsz(default_of(CONVERT, "imgsz"), "image size of the check (float64 is slow at 640)",
                                square=True),
-        "images": Setting("int", None, f"how many images the check uses (default {default_of(CONVERT, 'images')}, "
-                          f"{default_of(INTEGER, 'images')} with --integer)", minimum=1, maximum=1000),
+        "images": Setting("int", default_of(CONVERT, "images"), "how many images the check (or, with --integer, the "
+                          "error measurement) uses", minimum=1, maximum=1000),
         "device": options.device(default_of(CONVERT, "device")),
         "integer": Setting("bool", False, "write the integer deployment model (int8/int16 weights, integer neurons)"),
         "weight_bits": Setting("choice", default_of(INTEGER, "weight_bits"),
@@ -55,8 +55,8 @@ def cmd_convert(inv: Invocation) -> int:
         return _integer(inv)
     from spikedet.convert.pipelines import convert_weights
 
-    result = convert_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"],
-                             images=s["images"] or default_of(CONVERT, "images"), device=s["device"])
+    result = convert_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"], images=s["images"],
+                             device=s["device"])
     report = result.report
     if inv.json:
         emit_json(result.as_dict())
@@ -80,7 +80,7 @@ def _integer(inv: Invocation) -> int:
 
     s = inv.settings
     result = integer_weights(s["model"], s["output"], source=s["source"], imgsz=s["imgsz"],
-                             images=s["images"] or default_of(INTEGER, "images"), weight_bits=s["weight_bits"],
+                             images=s["images"], weight_bits=s["weight_bits"],
                              tolerance=s["tolerance"])
     if inv.json:
         emit_json(result.as_dict())
