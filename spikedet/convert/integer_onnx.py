@@ -66,10 +66,10 @@ def _wide(lo, hi) -> int:
 
 def _conv_range(weight: np.ndarray, groups: int, xlo, xhi) -> tuple[np.ndarray, np.ndarray]:
     """Per output channel, the range of ``sum W * x`` for ``x`` in ``[xlo[c], xhi[c]]`` (both include 0)."""
-    out, per_group = weight.shape[0], weight.shape[1]
+    out, per_group = weight.shape[:2]
     w = weight.astype(np.int64).reshape(out, per_group, -1)
-    pos, neg = _ints(np.clip(w, 0, None).sum(2)).reshape(out, per_group), _ints(np.clip(w, None, 0).sum(2))
-    neg = neg.reshape(out, per_group)
+    pos = _ints(np.clip(w, 0, None).sum(2)).reshape(out, per_group)
+    neg = _ints(np.clip(w, None, 0).sum(2)).reshape(out, per_group)
     group_of = np.arange(out) // (out // groups)
     xl, xh = xlo.reshape(groups, per_group)[group_of], xhi.reshape(groups, per_group)[group_of]
     return (pos * xl + neg * xh).sum(1), (pos * xh + neg * xl).sum(1)
@@ -131,9 +131,8 @@ class _Builder:
     def const(self, array, dtype: int, channel_axis: bool = False) -> str:
         """A constant; with ``channel_axis``, ``[1, C, 1, 1]`` (a scalar if all its values are equal)."""
         values = np.asarray(array)
-        if dtype in _RANGES:
-            if values.size and not _fits([values.min()], [values.max()], dtype):
-                raise SpikedetError(f"a constant [{values.min()}, {values.max()}] does not fit {_NUMPY[dtype].__name__}")
+        if dtype in _RANGES:  # the exporter proves every constant fits; this guards that proof
+            assert _fits([values.min()], [values.max()], dtype), (values.min(), values.max(), dtype)
             values = values.astype(np.int64)
         if channel_axis:
             values = values.ravel()
@@ -291,16 +290,12 @@ class _Exporter:
                                                                         TensorProto.INT64)])
             term, pads = _Term(b.op("Add", [padded, shift]), t.dtype, t.lo, t.hi), [0, 0, 0, 0]
             offset = offset - _conv_range(w, groups, zero - z, zero - z)[0]  # sum W * (zero[c] - z)
-        if (np.abs(w) <= 127).all():
-            parts = [(w, 1)]
-        elif (np.abs(w) < 2**15).all():  # int16: a low byte and a signed high byte
-            parts = [(w & 255, 1), (w >> 8, 256)]
-        else:
-            raise SpikedetError(f"conv {node['id']!r}: weights outside int16")
+        # int16 weights: a low byte and a signed high byte
+        parts = [(w, 1)] if -128 <= w.min() and w.max() <= 127 else [(w & 255, 1), (w >> 8, 256)]
         terms = []
-        for fed, fed_type, fed_zero, factor, flo, fhi in self.feeds(term, z, min(min(term.lo), z),
-                                                                    max(max(term.hi), z)):
-            xl, xh = _ints(np.full(x.channels, min(flo - fed_zero, 0))), _ints(np.full(x.channels, max(fhi - fed_zero, 0)))
+        for fed, fed_type, fed_zero, factor, flo, fhi in self.feeds(term, z, min(*term.lo, z), max(*term.hi, z)):
+            xl = _ints(np.full(x.channels, min(flo - fed_zero, 0)))
+            xh = _ints(np.full(x.channels, max(fhi - fed_zero, 0)))
             for part, part_factor in parts:
                 w_zero = 0 if part.min() >= 0 else 128  # MLAS' fast kernels take uint8 weights
                 plo, phi = _conv_range(part, groups, xl, xh)
@@ -340,7 +335,7 @@ class _Exporter:
         codes, u = [], None
         for t, name in enumerate(steps):
             step = _Value.of(_Term(name, plain.dtype, plain.lo, plain.hi))
-            j = b.floor_div(self.multiply(step, m, 2 ** (shift - 1)), shift)
+            j = b.floor_div(b.affine([(step.terms[0][0], m)], _ints([2 ** (shift - 1)])), shift)
             if u is not None:  # U[t] = floor((U[t-1] - q[t-1] 2**F) a / 2**s) + J[t]
                 residue = b.affine([(u, _ints([1])), (codes[-1], _ints([-(2**bits)]))], _ints([0]))
                 u = b.affine([(b.floor_div(b.affine([(residue, _ints([a]))], _ints([0])), s), _ints([1])),
@@ -352,20 +347,15 @@ class _Exporter:
         q = b.op("Concat", [b.cast(q, dtype).name for q in codes], axis=0)
         return _Term(q, dtype, _ints(np.zeros(c)), _ints(np.full(c, levels)))
 
-    def multiply(self, x: _Value, m: np.ndarray, add: int) -> _Term:
-        """``x * m + add`` per channel, the conv's pending bias and digit factors folded in."""
-        return self.b.affine([(t, coef * m) for t, coef in x.terms], x.offset * m + add)
-
     def requantize(self, x: _Value, m: np.ndarray, add: int, power: int, top: int) -> _Term:
         """``clip(floor((x * m + add) / 2**power), 0, top)``. Where the products need int64 but ``x`` fits
         int32, ``x`` is first clipped to the interval that decides the result (below it the result is 0, above
         it ``top``): the products then fit int32, two cheap ops instead of int64 arithmetic."""
-        b, d = self.b, 2**power
-        if _affine_range([(t, c * m) for t, c in x.terms], x.offset * m + add)[2] == TensorProto.INT32 or min(m) < 1:
-            return b.clip_div(self.multiply(x, m, add), power, top)
-        raw = b.affine(x.terms, _ints([0]))  # x - offset
-        if raw.dtype != TensorProto.INT32:
-            return b.clip_div(self.multiply(x, m, add), power, top)
+        b, d, i32 = self.b, 2**power, TensorProto.INT32
+        direct = [(t, c * m) for t, c in x.terms], x.offset * m + add  # the conv's bias and digit factors folded in
+        raw = None if _affine_range(*direct)[2] == i32 or min(m) < 1 else b.affine(x.terms, _ints([0]))  # x - offset
+        if raw is None or raw.dtype != i32:
+            return b.clip_div(b.affine(*direct), power, top)
         # v = x m + add >= 0 from `first` on and <= (top + 1) d - 1 up to `last`; with m <= d the ends of that
         # interval give 0 and top themselves, else one step further out does (and the Clip below catches it)
         wider = int(max(m) > d)
@@ -374,12 +364,11 @@ class _Exporter:
         name, lo, hi = raw.name, raw.lo, raw.hi
         if any(first > raw.lo):
             first = np.minimum(np.maximum(first, raw.lo), raw.hi)
-            name, lo, hi = b.op("Max", [name, b.const(first, TensorProto.INT32, True)]), np.maximum(lo, first), np.maximum(hi, first)
+            name, lo, hi = b.op("Max", [name, b.const(first, i32, True)]), np.maximum(lo, first), np.maximum(hi, first)
         if any(last < raw.hi):
             last = np.maximum(np.minimum(last, raw.hi), raw.lo)
-            name, lo, hi = b.op("Min", [name, b.const(last, TensorProto.INT32, True)]), np.minimum(lo, last), np.minimum(hi, last)
-        clipped = _Term(name, TensorProto.INT32, lo, hi)
-        return b.clip_div(b.affine([(clipped, m)], x.offset * m + add), power, top)
+            name, lo, hi = b.op("Min", [name, b.const(last, i32, True)]), np.minimum(lo, last), np.minimum(hi, last)
+        return b.clip_div(b.affine([(_Term(name, i32, lo, hi), m)], x.offset * m + add), power, top)
 
     # ---- moves ------------------------------------------------------------------------------------------
     def narrow(self, term: _Term) -> _Term:
@@ -440,6 +429,8 @@ class _Exporter:
             missing = [i for i in node.get("inputs", []) if i not in self.values]
             if missing or not node.get("inputs"):
                 raise SpikedetError(f"node {nid!r} ({op}) reads {missing or 'nothing'} before it is defined")
+            if nid in self.values:
+                raise SpikedetError(f"node id {nid!r} is used twice")
             xs = [self.values[i] for i in node["inputs"]]
             if op == "add":
                 if len({x.channels for x in xs}) != 1:
@@ -456,8 +447,6 @@ class _Exporter:
                 value = _Value.of(self.concat(node, xs))
             else:
                 raise SpikedetError(f"node {nid!r}: unknown op {op!r}")
-            if nid in self.values:
-                raise SpikedetError(f"node id {nid!r} is used twice")
             self.values[nid] = value
         outputs = []
         for out in _field(graph, "outputs"):
@@ -466,10 +455,9 @@ class _Exporter:
             self.b.scope = f"output:{out['name']}"
             t = self.b.plain(self.values[out["id"]])
             outputs.append((_field(out, "name"), self.b.cast(t, _wide(t.lo, t.hi))))
-        if codes:
-            for nid, q in self.codes:
-                outputs.append((f"codes:{nid}", self.b.cast(q, TensorProto.INT16 if _fits(q.lo, q.hi, TensorProto.INT16)
-                                                             else TensorProto.INT32)))
+        for nid, q in self.codes if codes else []:
+            small = _fits(q.lo, q.hi, TensorProto.INT16)
+            outputs.append((f"codes:{nid}", self.b.cast(q, TensorProto.INT16 if small else TensorProto.INT32)))
         return outputs
 
 
