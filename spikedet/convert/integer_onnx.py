@@ -118,8 +118,8 @@ class _Value:
 class _Builder:
     """Collects ONNX nodes and initializers; names every output after the graph node being built."""
 
-    def __init__(self, opset: int):
-        self.opset, self.nodes, self.inits = opset, [], []
+    def __init__(self):
+        self.nodes, self.inits = [], []
         self.scope, self._count, self._consts, self._casts = "graph", 0, {}, {}
 
     def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str | list[str]:
@@ -219,13 +219,12 @@ def _tensor(tensors: dict, node: dict, key: str, dtypes: tuple, optional: bool =
 
 
 class _Exporter:
-    def __init__(self, graph: dict, tensors: dict, opset: int):
-        self.graph, self.tensors, self.b = graph, tensors, _Builder(opset)
+    def __init__(self, graph: dict, tensors: dict):
+        self.graph, self.tensors, self.b = graph, tensors, _Builder()
         self.T = int(graph.get("T", 1))
         self.values: dict[str, _Value] = {}
         self.codes: list[tuple[str, _Term]] = []
 
-    # ---- input ----------------------------------------------------------------------------------------
     def input(self, spec: dict) -> _Value:
         b, channels = self.b, int(spec.get("channels", 3))
         x = b.op("Mul", ["images", b.const(255.0, TensorProto.FLOAT)])
@@ -235,7 +234,6 @@ class _Exporter:
             q = b.op("Concat", [q] * self.T, axis=0)
         return _Value.of(_Term(q, TensorProto.UINT8, _ints(np.zeros(channels)), _ints(np.full(channels, 255))))
 
-    # ---- conv ------------------------------------------------------------------------------------------
     def feeds(self, term: _Term, zero: int, lo: int, hi: int) -> list[tuple]:
         """How codes in ``[lo, hi]`` (``zero`` inside) reach ConvInteger: per conv input ``(name, type, zero
         point, digit factor, lowest, highest fed value)``."""
@@ -307,7 +305,6 @@ class _Exporter:
                 terms.append((_Term(name, TensorProto.INT32, plo, phi), _ints(np.full(out, factor * part_factor))))
         return _Value(terms, offset, alo + bias, ahi + bias)
 
-    # ---- neuron -----------------------------------------------------------------------------------------
     def neuron(self, node: dict, x: _Value) -> _Term:
         b, c = self.b, x.channels
         m = _ints(_tensor(self.tensors, node, "multiplier", (np.int64, np.int32)))
@@ -332,17 +329,15 @@ class _Exporter:
         a, s = int(leak["multiplier"]), int(leak["shift"])
         plain = b.plain(x)
         steps = b.op("Split", [plain.name], outputs=self.T, axis=0, num_outputs=self.T)
-        codes, u = [], None
-        for t, name in enumerate(steps):
-            step = _Value.of(_Term(name, plain.dtype, plain.lo, plain.hi))
-            j = b.floor_div(b.affine([(step.terms[0][0], m)], _ints([2 ** (shift - 1)])), shift)
+        one, zero, codes, u = _ints([1]), _ints([0]), [], None
+        for name in steps:
+            step = _Term(name, plain.dtype, plain.lo, plain.hi)
+            j = b.floor_div(b.affine([(step, m)], _ints([2 ** (shift - 1)])), shift)
             if u is not None:  # U[t] = floor((U[t-1] - q[t-1] 2**F) a / 2**s) + J[t]
-                residue = b.affine([(u, _ints([1])), (codes[-1], _ints([-(2**bits)]))], _ints([0]))
-                u = b.affine([(b.floor_div(b.affine([(residue, _ints([a]))], _ints([0])), s), _ints([1])),
-                              (j, _ints([1]))], _ints([0]))
-            else:
-                u = j
-            codes.append(b.clip_div(b.affine([(u, _ints([1]))], _ints([rest])), bits, levels))
+                residue = b.affine([(u, _ints([a])), (codes[-1], _ints([-a * 2**bits]))], zero)
+                j = b.affine([(b.floor_div(residue, s), one), (j, one)], zero)
+            u = j
+            codes.append(b.clip_div(b.affine([(u, one)], _ints([rest])), bits, levels))
         dtype = _wide(np.concatenate([q.lo for q in codes]), np.concatenate([q.hi for q in codes]))
         q = b.op("Concat", [b.cast(q, dtype).name for q in codes], axis=0)
         return _Term(q, dtype, _ints(np.zeros(c)), _ints(np.full(c, levels)))
@@ -370,7 +365,6 @@ class _Exporter:
             name, lo, hi = b.op("Min", [name, b.const(last, i32, True)]), np.minimum(lo, last), np.minimum(hi, last)
         return b.clip_div(b.affine([(_Term(name, i32, lo, hi), m)], x.offset * m + add), power, top)
 
-    # ---- moves ------------------------------------------------------------------------------------------
     def narrow(self, term: _Term) -> _Term:
         """The term in the narrowest type that holds its values (moves are cheaper on fewer bytes)."""
         for dtype in (TensorProto.UINT8, TensorProto.INT8):
@@ -413,7 +407,6 @@ class _Exporter:
         return _Value([(_Term(name, t.dtype, t.lo, t.hi), one) for name in steps], _ints([0]), t.lo * self.T,
                       t.hi * self.T)
 
-    # ---- the graph --------------------------------------------------------------------------------------
     def run(self, codes: bool) -> list[tuple[str, _Term]]:
         graph = self.graph
         if graph.get("format") != FORMAT or graph.get("version") != VERSION:
@@ -471,7 +464,7 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
     """
     if opset < 18:
         raise SpikedetError(f"opset {opset} is too old: the integer model needs 18 or later (Split, BitwiseAnd)")
-    exporter = _Exporter(graph, tensors, opset)
+    exporter = _Exporter(graph, tensors)
     outputs = exporter.run(codes)
     b = exporter.b
     b.scope = "outputs"
@@ -483,13 +476,19 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
         [helper.make_tensor_value_info(name, term.dtype, [None, len(term.lo), None, None]) for name, term in outputs],
         b.inits)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="spikedet")
-    by_id = {o["name"]: o for o in graph["outputs"]}
+    by_name = {o["name"]: o for o in graph["outputs"]}
+
+    def describe(name: str, term: _Term) -> dict:
+        """An output in the metadata: real value = acc * scale[c] / divisor; or a neuron's codes."""
+        if name not in by_name:
+            return {"name": name, "dtype": _NUMPY[term.dtype].__name__, "codes": name.removeprefix("codes:")}
+        out = by_name[name]
+        scale = tensors.get(out.get("scale")) if isinstance(out.get("scale"), str) else None
+        return {"name": name, "dtype": _NUMPY[term.dtype].__name__, "id": out["id"],
+                "divisor": out.get("divisor", exporter.T), "scale": None if scale is None else np.ravel(scale).tolist()}
+
     meta = {"format": graph["format"], "version": graph["version"], "T": exporter.T, "input": "images",
-            "outputs": [{"name": name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(term.dtype).name,
-                         **({"id": by_id[name]["id"], "divisor": by_id[name].get("divisor", exporter.T)}
-                            if name in by_id else {"codes": name.removeprefix("codes:")})}
-                        for name, term in outputs],
-            "head": graph.get("head")}
+            "outputs": [describe(name, term) for name, term in outputs], "head": graph.get("head")}
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     onnx.checker.check_model(model)
     path = Path(path)

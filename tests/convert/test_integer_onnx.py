@@ -15,8 +15,8 @@ import torch.nn.functional as F
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from spikedet.convert.integer_onnx import METADATA_KEY, export_integer_onnx  # noqa: E402
-from spikedet.errors import SpikedetError  # noqa: E402
+from spikedet.convert.integer_onnx import METADATA_KEY, export_integer_onnx
+from spikedet.errors import SpikedetError
 
 # ---- a reference evaluator, from the spec -------------------------------------------------------------------
 
@@ -215,7 +215,8 @@ def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shif
     in int32 arithmetic although the products of the accumulators' whole range need int64."""
     g = Graph(seed=5)
     c1 = g.conv("input", 3, 4, wmax=100 if weights == np.int8 else 30000, dtype=weights)
-    m = spread_multiplier(g, c1, images(2, 20, 24), 15, F=F, shift=shift) if weights == np.int8 else 3 * 2 ** (shift + F)
+    spread = spread_multiplier(g, c1, images(2, 20, 24), 15, F=F, shift=shift)
+    m = 3 * 2 ** (shift + F) if weights == np.int16 else spread
     n1 = g.threshold(c1, 4, 15, m, shift=shift, F=F)
     g.output(g.conv(n1, 4, 2), "p3")
     codes = check(g, tmp_path)[0][n1]
@@ -311,6 +312,7 @@ def test_metadata_describes_outputs_and_codes(tmp_path):
     g = Graph(seed=11)
     n1 = g.threshold(g.conv("input", 3, 2), 2, 9, 1)
     g.output(g.conv(n1, 2, 2), "p3")
+    g.outputs[0]["scale"] = g.tensor("p3.scale", np.array([0.25, 1e-7]))
     path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True)
     model = onnx.load(str(path))
     meta = json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
@@ -318,6 +320,8 @@ def test_metadata_describes_outputs_and_codes(tmp_path):
     assert [o["name"] for o in meta["outputs"]] == ["p3", f"codes:{n1}"]
     assert [o.name for o in model.graph.output] == ["p3", f"codes:{n1}"]
     assert meta["outputs"][0]["id"] == g.outputs[0]["id"] and meta["head"] == {"type": "test"}
+    assert meta["outputs"][0]["scale"] == [0.25, 1e-7] and meta["outputs"][0]["dtype"] == "int32"
+    assert meta["outputs"][1] == {"name": f"codes:{n1}", "dtype": "int16", "codes": n1}
     plain = export_integer_onnx(g.dict(), g.tensors, tmp_path / "p.onnx")
     assert [o.name for o in onnx.load(str(plain)).graph.output] == ["p3"]
 
