@@ -216,7 +216,7 @@ def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shif
     g = Graph(seed=5)
     c1 = g.conv("input", 3, 4, wmax=100 if weights == np.int8 else 30000, dtype=weights)
     spread = spread_multiplier(g, c1, images(2, 20, 24), 15, F=F, shift=shift)
-    m = 3 * 2 ** (shift + F) if weights == np.int16 else spread
+    m = 3 * 2 ** (shift + F) + 5 if weights == np.int16 else spread  # 5: the interval's ends are not multiples
     n1 = g.threshold(c1, 4, 15, m, shift=shift, F=F)
     g.output(g.conv(n1, 4, 2), "p3")
     codes = check(g, tmp_path)[0][n1]
@@ -224,6 +224,19 @@ def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shif
     model = onnx.load(str(tmp_path / "m.onnx"))
     assert {"Max", "Min"} <= {n.op_type for n in model.graph.node}
     assert all(i.data_type != onnx.TensorProto.INT64 for i in model.graph.initializer if i.dims == [])
+
+
+def test_lut_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path):
+    g = Graph(seed=16)
+    c1 = g.conv("input", 3, 4, wmax=30000, dtype=np.int16)
+    lut = g.tensor("lut", np.array([0, 9, 1, 8, 2, 7, 3, 6, 4, 5], np.int16))
+    m = g.tensor("m", np.array([53, 29, 7, 101], np.int64))  # above and below the divisor 2**3
+    n1 = g.add("neuron", [c1], module="a2s", T=1, multiplier=m, shift=3, levels=9, n=1, zero=0,
+               encoding="binary", rest=None, kind="lut", lut=lut, lut_min=5, grid=1)
+    g.output(g.conv(n1, 4, 2), "p3")
+    codes = check(g, tmp_path)[0][n1]
+    assert set(np.unique(codes)) >= {0, 5}
+    assert {"Max", "Min"} <= {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
 
 
 def test_neuron_whose_clipped_products_still_exceed_int32_computes_in_int64(tmp_path):
