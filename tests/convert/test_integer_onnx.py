@@ -312,6 +312,20 @@ def test_maxpool_upsample_concat_add_and_time_sum_are_exact(tmp_path):
     check(g, tmp_path)
 
 
+def test_codes_one_window_wide_above_int8_are_shifted_exactly(tmp_path):
+    """Codes in [100, 200] (a sum of codes and a constant LUT): fed as int8 after a shift that wraps around."""
+    g = Graph(seed=17)
+    c1 = g.conv("input", 3, 4, wmax=30)
+    n1 = g.threshold(c1, 4, 100, spread_multiplier(g, c1, images(2, 20, 24), 100))
+    lut = g.tensor("lut", np.full(3, 100, np.int16))
+    n2 = g.add("neuron", [c1], module="const", T=1, multiplier=g.tensor("m", np.ones(4, np.int64)), shift=1,
+               levels=100, n=1, zero=0, encoding="binary", rest=None, kind="lut", lut=lut, lut_min=0, grid=1)
+    total = g.add("add", [n1, n2])
+    g.output(g.conv(total, 4, 3, zero=np.full(4, 150)), "p3")
+    codes = check(g, tmp_path)[0][total]
+    assert codes.min() == 100 and codes.max() == 200
+
+
 def test_batch_and_image_size_are_dynamic(tmp_path):
     g = Graph(seed=10)
     c1 = g.conv("input", 3, 4, k=3, stride=2, wmax=30)
