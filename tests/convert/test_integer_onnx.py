@@ -126,7 +126,7 @@ def images(batch, h, w, seed=1):
     return (np.random.default_rng(seed).integers(0, 256, (batch, 3, h, w)) / np.float32(255)).astype(np.float32)
 
 
-def check(g, tmp_path, *shapes, spread=None):
+def check(g, tmp_path, *shapes):
     """Export with codes, run ONNX Runtime at each (B, H, W), compare every output with the reference."""
     path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
