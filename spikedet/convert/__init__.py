@@ -5,6 +5,7 @@ and ONNX export.
 - :mod:`~spikedet.convert.verify`: the equivalence check (codes, head outputs, detections);
 - :mod:`~spikedet.convert.a2s`: calibration and neurons for a SiLU ANN (YOLOv5);
 - :mod:`~spikedet.convert.onnx`: the integer spiking model as ONNX, checked with onnxruntime;
+- :mod:`~spikedet.convert.integer_onnx`: an integer graph (spec version 1) as ONNX integer ops, bit-exact;
 - :mod:`~spikedet.convert.pipelines`: the ``convert``, ``a2s`` and ``export`` commands as functions.
 """
 

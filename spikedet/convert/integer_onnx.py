@@ -66,10 +66,10 @@ def _wide(lo, hi) -> int:
 
 def _conv_range(weight: np.ndarray, groups: int, xlo, xhi) -> tuple[np.ndarray, np.ndarray]:
     """Per output channel, the range of ``sum W * x`` for ``x`` in ``[xlo[c], xhi[c]]`` (both include 0)."""
-    out, per_group = weight.shape[0], weight.shape[1]
+    out, per_group = weight.shape[:2]
     w = weight.astype(np.int64).reshape(out, per_group, -1)
-    pos, neg = _ints(np.clip(w, 0, None).sum(2)).reshape(out, per_group), _ints(np.clip(w, None, 0).sum(2))
-    neg = neg.reshape(out, per_group)
+    pos = _ints(np.clip(w, 0, None).sum(2)).reshape(out, per_group)
+    neg = _ints(np.clip(w, None, 0).sum(2)).reshape(out, per_group)
     group_of = np.arange(out) // (out // groups)
     xl, xh = xlo.reshape(groups, per_group)[group_of], xhi.reshape(groups, per_group)[group_of]
     return (pos * xl + neg * xh).sum(1), (pos * xh + neg * xl).sum(1)
@@ -118,8 +118,8 @@ class _Value:
 class _Builder:
     """Collects ONNX nodes and initializers; names every output after the graph node being built."""
 
-    def __init__(self, opset: int):
-        self.opset, self.nodes, self.inits = opset, [], []
+    def __init__(self):
+        self.nodes, self.inits = [], []
         self.scope, self._count, self._consts, self._casts = "graph", 0, {}, {}
 
     def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str | list[str]:
@@ -131,9 +131,8 @@ class _Builder:
     def const(self, array, dtype: int, channel_axis: bool = False) -> str:
         """A constant; with ``channel_axis``, ``[1, C, 1, 1]`` (a scalar if all its values are equal)."""
         values = np.asarray(array)
-        if dtype in _RANGES:
-            if values.size and not _fits([values.min()], [values.max()], dtype):
-                raise SpikedetError(f"a constant [{values.min()}, {values.max()}] does not fit {_NUMPY[dtype].__name__}")
+        if dtype in _RANGES:  # the exporter proves every constant fits; this guards that proof
+            assert _fits([values.min()], [values.max()], dtype), (values.min(), values.max(), dtype)
             values = values.astype(np.int64)
         if channel_axis:
             values = values.ravel()
@@ -220,13 +219,12 @@ def _tensor(tensors: dict, node: dict, key: str, dtypes: tuple, optional: bool =
 
 
 class _Exporter:
-    def __init__(self, graph: dict, tensors: dict, opset: int):
-        self.graph, self.tensors, self.b = graph, tensors, _Builder(opset)
+    def __init__(self, graph: dict, tensors: dict):
+        self.graph, self.tensors, self.b = graph, tensors, _Builder()
         self.T = int(graph.get("T", 1))
         self.values: dict[str, _Value] = {}
         self.codes: list[tuple[str, _Term]] = []
 
-    # ---- input ----------------------------------------------------------------------------------------
     def input(self, spec: dict) -> _Value:
         b, channels = self.b, int(spec.get("channels", 3))
         x = b.op("Mul", ["images", b.const(255.0, TensorProto.FLOAT)])
@@ -236,7 +234,6 @@ class _Exporter:
             q = b.op("Concat", [q] * self.T, axis=0)
         return _Value.of(_Term(q, TensorProto.UINT8, _ints(np.zeros(channels)), _ints(np.full(channels, 255))))
 
-    # ---- conv ------------------------------------------------------------------------------------------
     def feeds(self, term: _Term, zero: int, lo: int, hi: int) -> list[tuple]:
         """How codes in ``[lo, hi]`` (``zero`` inside) reach ConvInteger: per conv input ``(name, type, zero
         point, digit factor, lowest, highest fed value)``."""
@@ -291,16 +288,12 @@ class _Exporter:
                                                                         TensorProto.INT64)])
             term, pads = _Term(b.op("Add", [padded, shift]), t.dtype, t.lo, t.hi), [0, 0, 0, 0]
             offset = offset - _conv_range(w, groups, zero - z, zero - z)[0]  # sum W * (zero[c] - z)
-        if (np.abs(w) <= 127).all():
-            parts = [(w, 1)]
-        elif (np.abs(w) < 2**15).all():  # int16: a low byte and a signed high byte
-            parts = [(w & 255, 1), (w >> 8, 256)]
-        else:
-            raise SpikedetError(f"conv {node['id']!r}: weights outside int16")
+        # int16 weights: a low byte and a signed high byte
+        parts = [(w, 1)] if -128 <= w.min() and w.max() <= 127 else [(w & 255, 1), (w >> 8, 256)]
         terms = []
-        for fed, fed_type, fed_zero, factor, flo, fhi in self.feeds(term, z, min(min(term.lo), z),
-                                                                    max(max(term.hi), z)):
-            xl, xh = _ints(np.full(x.channels, min(flo - fed_zero, 0))), _ints(np.full(x.channels, max(fhi - fed_zero, 0)))
+        for fed, fed_type, fed_zero, factor, flo, fhi in self.feeds(term, z, min(*term.lo, z), max(*term.hi, z)):
+            xl = _ints(np.full(x.channels, min(flo - fed_zero, 0)))
+            xh = _ints(np.full(x.channels, max(fhi - fed_zero, 0)))
             for part, part_factor in parts:
                 w_zero = 0 if part.min() >= 0 else 128  # MLAS' fast kernels take uint8 weights
                 plo, phi = _conv_range(part, groups, xl, xh)
@@ -312,7 +305,6 @@ class _Exporter:
                 terms.append((_Term(name, TensorProto.INT32, plo, phi), _ints(np.full(out, factor * part_factor))))
         return _Value(terms, offset, alo + bias, ahi + bias)
 
-    # ---- neuron -----------------------------------------------------------------------------------------
     def neuron(self, node: dict, x: _Value) -> _Term:
         b, c = self.b, x.channels
         m = _ints(_tensor(self.tensors, node, "multiplier", (np.int64, np.int32)))
@@ -337,35 +329,28 @@ class _Exporter:
         a, s = int(leak["multiplier"]), int(leak["shift"])
         plain = b.plain(x)
         steps = b.op("Split", [plain.name], outputs=self.T, axis=0, num_outputs=self.T)
-        codes, u = [], None
-        for t, name in enumerate(steps):
-            step = _Value.of(_Term(name, plain.dtype, plain.lo, plain.hi))
-            j = b.floor_div(self.multiply(step, m, 2 ** (shift - 1)), shift)
+        one, zero, codes, u = _ints([1]), _ints([0]), [], None
+        for name in steps:
+            step = _Term(name, plain.dtype, plain.lo, plain.hi)
+            j = b.floor_div(b.affine([(step, m)], _ints([2 ** (shift - 1)])), shift)
             if u is not None:  # U[t] = floor((U[t-1] - q[t-1] 2**F) a / 2**s) + J[t]
-                residue = b.affine([(u, _ints([1])), (codes[-1], _ints([-(2**bits)]))], _ints([0]))
-                u = b.affine([(b.floor_div(b.affine([(residue, _ints([a]))], _ints([0])), s), _ints([1])),
-                              (j, _ints([1]))], _ints([0]))
-            else:
-                u = j
-            codes.append(b.clip_div(b.affine([(u, _ints([1]))], _ints([rest])), bits, levels))
+                residue = b.affine([(u, _ints([a])), (codes[-1], _ints([-a * 2**bits]))], zero)
+                j = b.affine([(b.floor_div(residue, s), one), (j, one)], zero)
+            u = j
+            codes.append(b.clip_div(b.affine([(u, one)], _ints([rest])), bits, levels))
         dtype = _wide(np.concatenate([q.lo for q in codes]), np.concatenate([q.hi for q in codes]))
         q = b.op("Concat", [b.cast(q, dtype).name for q in codes], axis=0)
         return _Term(q, dtype, _ints(np.zeros(c)), _ints(np.full(c, levels)))
-
-    def multiply(self, x: _Value, m: np.ndarray, add: int) -> _Term:
-        """``x * m + add`` per channel, the conv's pending bias and digit factors folded in."""
-        return self.b.affine([(t, coef * m) for t, coef in x.terms], x.offset * m + add)
 
     def requantize(self, x: _Value, m: np.ndarray, add: int, power: int, top: int) -> _Term:
         """``clip(floor((x * m + add) / 2**power), 0, top)``. Where the products need int64 but ``x`` fits
         int32, ``x`` is first clipped to the interval that decides the result (below it the result is 0, above
         it ``top``): the products then fit int32, two cheap ops instead of int64 arithmetic."""
-        b, d = self.b, 2**power
-        if _affine_range([(t, c * m) for t, c in x.terms], x.offset * m + add)[2] == TensorProto.INT32 or min(m) < 1:
-            return b.clip_div(self.multiply(x, m, add), power, top)
-        raw = b.affine(x.terms, _ints([0]))  # x - offset
-        if raw.dtype != TensorProto.INT32:
-            return b.clip_div(self.multiply(x, m, add), power, top)
+        b, d, i32 = self.b, 2**power, TensorProto.INT32
+        direct = [(t, c * m) for t, c in x.terms], x.offset * m + add  # the conv's bias and digit factors folded in
+        raw = None if _affine_range(*direct)[2] == i32 or min(m) < 1 else b.affine(x.terms, _ints([0]))  # x - offset
+        if raw is None or raw.dtype != i32:
+            return b.clip_div(b.affine(*direct), power, top)
         # v = x m + add >= 0 from `first` on and <= (top + 1) d - 1 up to `last`; with m <= d the ends of that
         # interval give 0 and top themselves, else one step further out does (and the Clip below catches it)
         wider = int(max(m) > d)
@@ -374,14 +359,12 @@ class _Exporter:
         name, lo, hi = raw.name, raw.lo, raw.hi
         if any(first > raw.lo):
             first = np.minimum(np.maximum(first, raw.lo), raw.hi)
-            name, lo, hi = b.op("Max", [name, b.const(first, TensorProto.INT32, True)]), np.maximum(lo, first), np.maximum(hi, first)
+            name, lo, hi = b.op("Max", [name, b.const(first, i32, True)]), np.maximum(lo, first), np.maximum(hi, first)
         if any(last < raw.hi):
             last = np.maximum(np.minimum(last, raw.hi), raw.lo)
-            name, lo, hi = b.op("Min", [name, b.const(last, TensorProto.INT32, True)]), np.minimum(lo, last), np.minimum(hi, last)
-        clipped = _Term(name, TensorProto.INT32, lo, hi)
-        return b.clip_div(b.affine([(clipped, m)], x.offset * m + add), power, top)
+            name, lo, hi = b.op("Min", [name, b.const(last, i32, True)]), np.minimum(lo, last), np.minimum(hi, last)
+        return b.clip_div(b.affine([(_Term(name, i32, lo, hi), m)], x.offset * m + add), power, top)
 
-    # ---- moves ------------------------------------------------------------------------------------------
     def narrow(self, term: _Term) -> _Term:
         """The term in the narrowest type that holds its values (moves are cheaper on fewer bytes)."""
         for dtype in (TensorProto.UINT8, TensorProto.INT8):
@@ -424,7 +407,6 @@ class _Exporter:
         return _Value([(_Term(name, t.dtype, t.lo, t.hi), one) for name in steps], _ints([0]), t.lo * self.T,
                       t.hi * self.T)
 
-    # ---- the graph --------------------------------------------------------------------------------------
     def run(self, codes: bool) -> list[tuple[str, _Term]]:
         graph = self.graph
         if graph.get("format") != FORMAT or graph.get("version") != VERSION:
@@ -440,6 +422,8 @@ class _Exporter:
             missing = [i for i in node.get("inputs", []) if i not in self.values]
             if missing or not node.get("inputs"):
                 raise SpikedetError(f"node {nid!r} ({op}) reads {missing or 'nothing'} before it is defined")
+            if nid in self.values:
+                raise SpikedetError(f"node id {nid!r} is used twice")
             xs = [self.values[i] for i in node["inputs"]]
             if op == "add":
                 if len({x.channels for x in xs}) != 1:
@@ -456,8 +440,6 @@ class _Exporter:
                 value = _Value.of(self.concat(node, xs))
             else:
                 raise SpikedetError(f"node {nid!r}: unknown op {op!r}")
-            if nid in self.values:
-                raise SpikedetError(f"node id {nid!r} is used twice")
             self.values[nid] = value
         outputs = []
         for out in _field(graph, "outputs"):
@@ -466,10 +448,9 @@ class _Exporter:
             self.b.scope = f"output:{out['name']}"
             t = self.b.plain(self.values[out["id"]])
             outputs.append((_field(out, "name"), self.b.cast(t, _wide(t.lo, t.hi))))
-        if codes:
-            for nid, q in self.codes:
-                outputs.append((f"codes:{nid}", self.b.cast(q, TensorProto.INT16 if _fits(q.lo, q.hi, TensorProto.INT16)
-                                                             else TensorProto.INT32)))
+        for nid, q in self.codes if codes else []:
+            small = _fits(q.lo, q.hi, TensorProto.INT16)
+            outputs.append((f"codes:{nid}", self.b.cast(q, TensorProto.INT16 if small else TensorProto.INT32)))
         return outputs
 
 
@@ -483,7 +464,7 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
     """
     if opset < 18:
         raise SpikedetError(f"opset {opset} is too old: the integer model needs 18 or later (Split, BitwiseAnd)")
-    exporter = _Exporter(graph, tensors, opset)
+    exporter = _Exporter(graph, tensors)
     outputs = exporter.run(codes)
     b = exporter.b
     b.scope = "outputs"
@@ -495,13 +476,19 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
         [helper.make_tensor_value_info(name, term.dtype, [None, len(term.lo), None, None]) for name, term in outputs],
         b.inits)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="spikedet")
-    by_id = {o["name"]: o for o in graph["outputs"]}
+    by_name = {o["name"]: o for o in graph["outputs"]}
+
+    def describe(name: str, term: _Term) -> dict:
+        """An output in the metadata: real value = acc * scale[c] / divisor; or a neuron's codes."""
+        if name not in by_name:
+            return {"name": name, "dtype": _NUMPY[term.dtype].__name__, "codes": name.removeprefix("codes:")}
+        out = by_name[name]
+        scale = tensors.get(out.get("scale")) if isinstance(out.get("scale"), str) else None
+        return {"name": name, "dtype": _NUMPY[term.dtype].__name__, "id": out["id"],
+                "divisor": out.get("divisor", exporter.T), "scale": None if scale is None else np.ravel(scale).tolist()}
+
     meta = {"format": graph["format"], "version": graph["version"], "T": exporter.T, "input": "images",
-            "outputs": [{"name": name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(term.dtype).name,
-                         **({"id": by_id[name]["id"], "divisor": by_id[name].get("divisor", exporter.T)}
-                            if name in by_id else {"codes": name.removeprefix("codes:")})}
-                        for name, term in outputs],
-            "head": graph.get("head")}
+            "outputs": [describe(name, term) for name, term in outputs], "head": graph.get("head")}
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     onnx.checker.check_model(model)
     path = Path(path)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from spikedet.convert.integer_onnx import METADATA_KEY, export_integer_onnx  # noqa: E402
-from spikedet.errors import SpikedetError  # noqa: E402
+from spikedet.convert.integer_onnx import METADATA_KEY, export_integer_onnx
+from spikedet.errors import SpikedetError
 
 # ---- a reference evaluator, from the spec -------------------------------------------------------------------
 
@@ -26,7 +26,7 @@ def reference(graph, tensors, images):
     T = graph["T"]
     q = np.round(images.astype(np.float32) * np.float32(255)).astype(np.int64)
     values = {"input": np.concatenate([q] * T)}
-    for node in graph["nodes"]:
+    for node in [n for n in graph["nodes"] if n["op"] != "input"]:
         xs = [values[i] for i in node["inputs"]]
         values[node["id"]] = OPS[node["op"]](node, tensors, T, *xs)
     return values
@@ -126,7 +126,7 @@ def images(batch, h, w, seed=1):
     return (np.random.default_rng(seed).integers(0, 256, (batch, 3, h, w)) / np.float32(255)).astype(np.float32)
 
 
-def check(g, tmp_path, *shapes, spread=None):
+def check(g, tmp_path, *shapes):
     """Export with codes, run ONNX Runtime at each (B, H, W), compare every output with the reference."""
     path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -173,6 +173,18 @@ def test_conv_on_codes_of_any_width_with_zero_offsets_and_padding_is_exact(tmp_p
     assert codes.min() == 0 and codes.max() == levels and len(np.unique(codes)) > min(levels, 200) // 4
 
 
+@pytest.mark.parametrize("levels", [40, 200, 511])
+def test_wide_convs_with_zero_points_are_exact(tmp_path, levels):
+    """256 input channels (K = 2304: ONNX Runtime's kernels work through K in blocks and sum rows and columns
+    for the zero points), full-range int8 weights, a zero offset."""
+    g = Graph(seed=15)
+    c1 = g.conv("input", 3, 256, wmax=20)
+    n1 = g.threshold(c1, 256, levels, spread_multiplier(g, c1, images(1, 8, 8), levels))
+    g.tensors[f"{g.conv(n1, 256, 8, zero=np.full(256, levels // 2))}.w"][:, :, 1, 1] = -128
+    g.output(g.nodes[-1]["id"], "p3")
+    check(g, tmp_path, (1, 8, 8), (2, 9, 7))
+
+
 def test_int16_weights_split_into_bytes_are_exact(tmp_path):
     g = Graph(seed=3)
     c1 = g.conv("input", 3, 4, wmax=30000, dtype=np.int16)
@@ -203,7 +215,8 @@ def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shif
     in int32 arithmetic although the products of the accumulators' whole range need int64."""
     g = Graph(seed=5)
     c1 = g.conv("input", 3, 4, wmax=100 if weights == np.int8 else 30000, dtype=weights)
-    m = spread_multiplier(g, c1, images(2, 20, 24), 15, F=F, shift=shift) if weights == np.int8 else 3 * 2 ** (shift + F)
+    spread = spread_multiplier(g, c1, images(2, 20, 24), 15, F=F, shift=shift)
+    m = 3 * 2 ** (shift + F) + 5 if weights == np.int16 else spread  # 5: the interval's ends are not multiples
     n1 = g.threshold(c1, 4, 15, m, shift=shift, F=F)
     g.output(g.conv(n1, 4, 2), "p3")
     codes = check(g, tmp_path)[0][n1]
@@ -211,6 +224,19 @@ def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shif
     model = onnx.load(str(tmp_path / "m.onnx"))
     assert {"Max", "Min"} <= {n.op_type for n in model.graph.node}
     assert all(i.data_type != onnx.TensorProto.INT64 for i in model.graph.initializer if i.dims == [])
+
+
+def test_lut_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path):
+    g = Graph(seed=16)
+    c1 = g.conv("input", 3, 4, wmax=30000, dtype=np.int16)
+    lut = g.tensor("lut", np.array([0, 9, 1, 8, 2, 7, 3, 6, 4, 5], np.int16))
+    m = g.tensor("m", np.array([53, 29, 7, 101], np.int64))  # above and below the divisor 2**3
+    n1 = g.add("neuron", [c1], module="a2s", T=1, multiplier=m, shift=3, levels=9, n=1, zero=0,
+               encoding="binary", rest=None, kind="lut", lut=lut, lut_min=5, grid=1)
+    g.output(g.conv(n1, 4, 2), "p3")
+    codes = check(g, tmp_path)[0][n1]
+    assert set(np.unique(codes)) >= {0, 5}
+    assert {"Max", "Min"} <= {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
 
 
 def test_neuron_whose_clipped_products_still_exceed_int32_computes_in_int64(tmp_path):
@@ -286,11 +312,26 @@ def test_maxpool_upsample_concat_add_and_time_sum_are_exact(tmp_path):
     check(g, tmp_path)
 
 
+def test_codes_one_window_wide_above_int8_are_shifted_exactly(tmp_path):
+    """Codes in [100, 200] (a sum of codes and a constant LUT): fed as int8 after a shift that wraps around."""
+    g = Graph(seed=17)
+    c1 = g.conv("input", 3, 4, wmax=30)
+    n1 = g.threshold(c1, 4, 100, spread_multiplier(g, c1, images(2, 20, 24), 100))
+    lut = g.tensor("lut", np.full(3, 100, np.int16))
+    n2 = g.add("neuron", [c1], module="const", T=1, multiplier=g.tensor("m", np.ones(4, np.int64)), shift=1,
+               levels=100, n=1, zero=0, encoding="binary", rest=None, kind="lut", lut=lut, lut_min=0, grid=1)
+    total = g.add("add", [n1, n2])
+    g.output(g.conv(total, 4, 3, zero=np.full(4, 150)), "p3")
+    codes = check(g, tmp_path)[0][total]
+    assert codes.min() == 100 and codes.max() == 200
+
+
 def test_batch_and_image_size_are_dynamic(tmp_path):
     g = Graph(seed=10)
     c1 = g.conv("input", 3, 4, k=3, stride=2, wmax=30)
     n1 = g.threshold(c1, 4, 255, spread_multiplier(g, c1, images(2, 20, 24), 255))
     g.output(g.conv(g.add("upsample", [n1], scale=2), 4, 2), "p3")
+    g.nodes.insert(0, {"id": "input", "op": "input"})  # the spec's input op may be listed among the nodes
     check(g, tmp_path, (1, 16, 16), (3, 20, 28), (2, 33, 17))
 
 
@@ -298,6 +339,7 @@ def test_metadata_describes_outputs_and_codes(tmp_path):
     g = Graph(seed=11)
     n1 = g.threshold(g.conv("input", 3, 2), 2, 9, 1)
     g.output(g.conv(n1, 2, 2), "p3")
+    g.outputs[0]["scale"] = g.tensor("p3.scale", np.array([0.25, 1e-7]))
     path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True)
     model = onnx.load(str(path))
     meta = json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
@@ -305,6 +347,8 @@ def test_metadata_describes_outputs_and_codes(tmp_path):
     assert [o["name"] for o in meta["outputs"]] == ["p3", f"codes:{n1}"]
     assert [o.name for o in model.graph.output] == ["p3", f"codes:{n1}"]
     assert meta["outputs"][0]["id"] == g.outputs[0]["id"] and meta["head"] == {"type": "test"}
+    assert meta["outputs"][0]["scale"] == [0.25, 1e-7] and meta["outputs"][0]["dtype"] == "int32"
+    assert meta["outputs"][1] == {"name": f"codes:{n1}", "dtype": "int16", "codes": n1}
     plain = export_integer_onnx(g.dict(), g.tensors, tmp_path / "p.onnx")
     assert [o.name for o in onnx.load(str(plain)).graph.output] == ["p3"]
 
