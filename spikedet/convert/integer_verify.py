@@ -116,13 +116,16 @@ def torch_run(model: nn.Module, graph: dict, images: Tensor) -> tuple[dict[str, 
     return codes, heads
 
 
-def onnx_run(graph: dict, tensors: dict[str, np.ndarray], images: np.ndarray, folder: str) -> tuple[dict, dict]:
-    """The exported integer graph on ONNX Runtime's CPU provider (codes and head accumulators)."""
+def onnx_run(graph: dict, tensors: dict[str, np.ndarray], images: np.ndarray, folder: str | None = None,
+             path: str | Path | None = None) -> tuple[dict, dict]:
+    """The integer graph on ONNX Runtime's CPU provider (codes and head accumulators): exported into ``folder``,
+    or the exported file ``path`` (which must carry every neuron's codes)."""
     import onnxruntime as ort
 
     from spikedet.convert.integer_onnx import export_integer_onnx
 
-    path = export_integer_onnx(graph, tensors, Path(folder) / "integer.onnx", codes=True)
+    if path is None:
+        path = export_integer_onnx(graph, tensors, Path(folder) / "integer.onnx", codes=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     values = dict(zip(names, session.run(None, {"images": images})))
@@ -152,9 +155,10 @@ def _compare(runtime: str, seconds: float, ref: tuple[dict, dict], got: tuple[di
 
 @torch.no_grad()
 def verify_integer(model: nn.Module, images: Tensor, names: list[str] | None = None,
-                   runtimes: tuple[str, ...] = RUNTIMES) -> IntegerVerification:
+                   runtimes: tuple[str, ...] = RUNTIMES, onnx_file: str | Path | None = None) -> IntegerVerification:
     """Run ``images`` (``[B, 3, H, W]`` float32 in 0..1) on every available runtime and compare each with the
-    NumPy reference (see the module docstring)."""
+    NumPy reference (see the module docstring); ``onnx_file``: check this exported graph (with codes) rather
+    than a fresh export."""
     if not is_integer(model):
         raise SpikedetError("verify checks an integer model (spikedet convert WEIGHTS --integer makes one)")
     unknown = [r for r in runtimes if r not in RUNTIMES]
@@ -187,6 +191,6 @@ def verify_integer(model: nn.Module, images: Tensor, names: list[str] | None = N
                 report.unavailable[runtime] = "onnxruntime is not installed (pip install spikedet[export])"
                 continue
             with tempfile.TemporaryDirectory() as folder:
-                got = onnx_run(graph, arrays, batch.numpy(), folder)
+                got = onnx_run(graph, arrays, batch.numpy(), folder, onnx_file)
         report.checks.append(_compare(runtime, time.perf_counter() - start, reference, got))
     return report

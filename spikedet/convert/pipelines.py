@@ -33,6 +33,7 @@ from spikedet.engine.device import select_device
 from spikedet.errors import SpikedetError
 from spikedet.io.images import check_imgsz, load_batch, model_stride, sample_images
 from spikedet.io.outputs import output_file
+from spikedet.io.integer_format import graph_document
 from spikedet.io.weights import load_model, save_model
 from spikedet.nn.mode import is_converted, is_integer
 
@@ -145,7 +146,7 @@ class ExportResult:
 
     output: Path
     imgsz: int
-    check: OnnxCheck
+    check: OnnxCheck | IntegerVerification  # an integer model: its graph against the NumPy reference
 
     def as_dict(self) -> dict:
         return {"output": str(self.output), "imgsz": self.imgsz, "check": self.check.as_dict()}
@@ -170,12 +171,26 @@ def export_weights(weights: str | Path | None = None, output: str | Path | None 
     output = output_file(output, (".onnx",), default=path.stem + ".onnx")
     model = _load_spiking(path)
     check_imgsz(imgsz, model_stride(model))
+    if is_integer(model):
+        return _export_integer(model, output, imgsz, source)
     model = spiking(model, "integer").to(device)
     batch, _ = load_batch(source or sample_images("val"), imgsz, 4)  # bad check images: nothing written
     export_onnx(model, output, imgsz, opset, with_codes=codes)
     with tempfile.TemporaryDirectory() as tmp:  # the check needs every neuron's codes as outputs
         probe = output if codes else export_onnx(model, Path(tmp) / "codes.onnx", imgsz, opset, with_codes=True)
         check = check_onnx(model, probe, batch)
+    return ExportResult(output, imgsz, check)
+
+
+def _export_integer(model: nn.Module, output: Path, imgsz: int, source) -> ExportResult:
+    """An integer model's graph of integer ops (dynamic input size; every neuron's codes after the head outputs),
+    checked bit for bit against the NumPy reference."""
+    from spikedet.convert.integer_onnx import export_integer_onnx
+
+    batch, files = load_batch(source or sample_images("val"), imgsz, 4)
+    graph, tensors = graph_document(model)
+    export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, output, codes=True)
+    check = verify_integer(model, batch, files, ("onnxruntime",), onnx_file=output)
     return ExportResult(output, imgsz, check)
 
 
