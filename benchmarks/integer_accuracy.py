@@ -11,7 +11,7 @@ from the YOLO labels (as ``weights/README.md``'s table).
 Usage::
 
     python benchmarks/integer_accuracy.py VAL --calibration TRAIN [--weights weights/yolov5n-a2s.safetensors]
-        [--output yolov5n-a2s-int8.safetensors] [--names coco|model]
+        [--output yolov5n-a2s-int8.safetensors] [--weight-bits auto|8|16] [--tolerance 0.02]
 
 Prints float and integer AP / AP50 (pycocotools), the AP change in points (goal: a loss of at most 0.5), the
 int16 layers and the largest per-layer int8 error; ``--output`` keeps the integer model.
@@ -34,7 +34,7 @@ def validate(weights: Path, images: Path, args) -> dict:
     from spikedet.io.datasets import folder_dataset
     from spikedet.io.weights import load_model
 
-    model = deployed(load_model(weights).eval())
+    model = deployed(load_model(weights, allow_pickle=True).eval())  # your own training run: a pickle
     with folder_dataset(images, dict(model.names)) as data, tempfile.TemporaryDirectory() as tmp:
         overrides = dict(task="detect", mode="val", data=str(data), imgsz=args.imgsz, batch=args.batch,
                          conf=args.conf, iou=args.iou, rect=True, device="cpu", workers=0, plots=False,
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default=None, help="keep the integer model here")
     parser.add_argument("--calibration-images", type=int, default=4)
     parser.add_argument("--calibration-imgsz", type=int, default=320)
+    parser.add_argument("--weight-bits", default="auto", choices=("auto", "8", "16"))
+    parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--conf", type=float, default=0.001)
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(args.output) if args.output else Path(tmp) / "integer.safetensors"
         converted = integer_weights(args.weights, output, source=args.calibration, images=args.calibration_images,
-                                    imgsz=args.calibration_imgsz)
+                                    imgsz=args.calibration_imgsz, weight_bits=args.weight_bits,
+                                    tolerance=args.tolerance)
         results = {"float": validate(Path(args.weights), images, args), "integer": validate(output, images, args)}
     report = converted.report
     worst = max(report.layers, key=lambda layer: layer.error_int8)

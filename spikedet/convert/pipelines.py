@@ -211,7 +211,7 @@ class IntegerResult:
 
 def integer_weights(weights: str | Path | None, output: str | Path | None = None, *,
                     source: str | Path | None = None, imgsz: int = 320, images: int = 2, weight_bits: str = "auto",
-                    tolerance: float = 0.02, fraction_bits: int = 16, lut_grid: int = 256) -> IntegerResult:
+                    tolerance: float = 0.01, fraction_bits: int = 16, lut_grid: int = 256) -> IntegerResult:
     """Convert spiking weights into the bit-exact integer deployment model (:mod:`spikedet.convert.integer`), save it.
 
     Args:
