@@ -96,7 +96,7 @@ def test_integer_weights_are_int8_with_int16_only_where_int8_misses_the_toleranc
         assert layer.bits == expected == convs[name].integer.weight_bits
         assert layer.error_int16 < layer.error_int8
         assert convs[name].integer.weight.dtype == (torch.int8 if layer.bits == 8 else torch.int16)
-        assert 0 < layer.bound < 2**31
+        assert 0 < layer.bound < (2**31 if layer.bits == 8 else 2**53)  # int16 layers may need 64-bit accumulators
 
 
 def test_the_saved_file_carries_the_integer_graph_and_reloads_to_the_same_codes(a2s_integer, val_images, tmp_path):
