@@ -67,10 +67,20 @@ class IntegerConv:
     def _on(self, device) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         if device not in self._device_cache:
             zero = None if self.input_zero is None else self.input_zero.to(device, torch.float64).view(-1, 1, 1)
-            dtype = torch.float32 if self.float32_exact and torch.device(device).type == "cpu" else torch.float64
-            self._device_cache[device] = (self.weight.to(device, dtype), self.bias.to(device, torch.float64),
+            self._device_cache[device] = (self.weight.to(device, torch.float64), self.bias.to(device, torch.float64),
                                           zero, self.scale.to(device, torch.float64))
         return self._device_cache[device]
+
+    def _parts(self, device) -> list[tuple[Tensor, float, int]]:
+        """The weights as float32 parts with small integers: ``(part, factor, largest row sum of |part|)``; int16
+        weights split into a high and a low byte, ``W = 256 * hi + lo``, so each part's sums stay small."""
+        key = ("parts", device)
+        if key not in self._device_cache:
+            w = self.weight.long()
+            split = [(w >> 8, 256.0), (w & 255, 1.0)] if self.weight_bits == 16 else [(w, 1.0)]
+            self._device_cache[key] = [(p.to(device, torch.float32), f, int(p.abs().sum((1, 2, 3)).max()))
+                                       for p, f in split]
+        return self._device_cache[key]
 
     @property
     def float32_exact(self) -> bool:
@@ -81,15 +91,31 @@ class IntegerConv:
     def accumulate(self, x: Tensor, stride, padding, groups: int) -> Tensor:
         """Integer accumulators (float64, integer-valued) of integer input ``x`` (codes, or ``round(255 x)``).
 
-        On the CPU a conv whose bound is below ``2**24`` runs in float32 (direct summation: exact, about 3x
-        faster); everything else, and everything on a GPU (whose libraries may pick inexact FFT or Winograd
-        algorithms for float32), runs in float64."""
+        On the CPU, float32 convs with direct summation (exact, about 3x faster than float64) where a bound
+        proves every partial sum below ``2**24``: the conv's own ``bound``, else, for this input, its largest
+        ``|x - zero|`` times each weight part's largest row sum (int16 weights run as two byte parts). Everything
+        else, and everything on a GPU (whose libraries may pick inexact FFT or Winograd algorithms for float32),
+        runs in float64."""
         weight, bias, zero, _ = self._on(x.device)
-        dtype = torch.float32 if self.float32_exact and x.device.type == "cpu" else torch.float64
-        x = x.to(dtype)
+        if x.device.type == "cpu":
+            x32 = x.to(torch.float32)
+            if zero is not None:
+                x32 = x32 - zero.to(torch.float32)
+            parts = self._parts(x.device)
+            if self.float32_exact and len(parts) == 1:
+                acc = F.conv2d(x32, parts[0][0], None, stride, padding, 1, groups).to(torch.float64)
+                return acc.add_(bias.view(-1, 1, 1))  # exact integers by the bound: nothing to round
+            reach = float(x32.abs().max()) if x32.numel() else 0.0
+            if all(reach * peak < FLOAT32_EXACT_BOUND for _, _, peak in parts):
+                acc = None
+                for part, factor, _ in parts:
+                    y = F.conv2d(x32, part, None, stride, padding, 1, groups).to(torch.float64)
+                    acc = y.mul_(factor) if acc is None else acc.add_(y.mul_(factor))
+                return acc.add_(bias.view(-1, 1, 1))
+        x = x.to(torch.float64)
         if zero is not None:
-            x = x - zero.to(dtype)
-        acc = F.conv2d(x, weight.to(dtype), None, stride, padding, 1, groups).to(torch.float64).round_()
+            x = x - zero
+        acc = F.conv2d(x, weight, None, stride, padding, 1, groups).round_()
         return acc.add_(bias.view(-1, 1, 1))
 
     def hand_on(self, acc: Tensor) -> Tensor:
