@@ -146,10 +146,6 @@ class SpikeConv(nn.Conv2d):
         """Record the trains the (already folded) weights consume; None marks the conv unconverted."""
         self.conversion = None if terms is None else ConvConversion.from_terms(terms, self.in_channels, self.weight.dtype)
 
-    @property
-    def input_terms(self) -> list[InputTerm] | None:
-        return None if self.conversion is None else self.conversion.terms
-
     # -- operation counts ---------------------------------------------------------------------------
     def macs_per_pixel(self) -> int:
         k = self.kernel_size[0] * self.kernel_size[1]

@@ -60,7 +60,7 @@ def test_sums_concats_and_zero_offsets_are_exact_in_float64(codes):
     x = torch.rand(2, 3, 9, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     converted = bitplane.convert(net, x[:1])
     head = converted.head
-    assert [t.offset for t in head.input_terms] == [0, 0, 4]  # two summed trains, one concatenated
+    assert [t.offset for t in head.conversion.terms] == [0, 0, 4]  # two summed trains, one concatenated
     for path in ("integer", "bitplane"):
         v = verify.verify(net, converted, x, path)
         assert v.code_mismatches == 0 and v.codes_total > 0
