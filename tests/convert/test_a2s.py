@@ -12,19 +12,13 @@ from spikedet.convert.a2s import SILU_MIN, A2SConfig, activation_sites, calibrat
 from spikedet.errors import SpikedetError
 from spikedet.nn.yolov5 import Bottleneck, V5Conv
 from spikedet.snn.neurons import A2SNeuron
+from tests.support.networks import with_real_batchnorm
 
 
 def small_ann(seed: int = 0) -> nn.Module:
     """conv -> bottleneck with a shortcut (a residual add) -> conv: the add's two inputs feed the last conv."""
     torch.manual_seed(seed)
-    net = nn.Sequential(V5Conv(3, 8, 3, 2), Bottleneck(8, 8), V5Conv(8, 4, 1)).eval()
-    for m in net.modules():  # BNs with real statistics, so each layer has its own range
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.3, 0.3)
-    return net
+    return with_real_batchnorm(nn.Sequential(V5Conv(3, 8, 3, 2), Bottleneck(8, 8), V5Conv(8, 4, 1)).eval())
 
 
 def silu_outputs(net: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:

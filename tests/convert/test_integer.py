@@ -23,6 +23,7 @@ from spikedet.model.detection import SpikeDetectionModel
 from spikedet.nn.conv import SpikeConv
 from spikedet.nn.mode import is_integer, spike_path
 from spikedet.snn.neurons import SpikingNeuron
+from tests.support.networks import with_real_batchnorm
 
 DEFAULT = asset_dir("weights") / "yolov5n-a2s.safetensors"
 RUNTIMES = ("pytorch", "onnxruntime")
@@ -32,13 +33,7 @@ def spikeyolo_t(neuron: dict, seed: int = 0) -> nn.Module:
     """spikeyolo-t with ``neuron`` and BNs with real statistics (a random network with varied ranges)."""
     torch.manual_seed(seed)
     model = SpikeDetectionModel({**load_model_cfg("spikeyolo-t.yaml"), "neuron": neuron}, verbose=False).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.5)
-    return model
+    return with_real_batchnorm(model, bias=(-0.2, 0.5))
 
 
 @pytest.fixture(scope="module")

@@ -47,3 +47,15 @@ class Graph(nn.Module):
         summed = ops.add(a, self.b(self.mid(a)))  # a sum of two trains
         joined = ops.cat([summed, self.c(self.side(a))], 1)  # a concat of trains with different codes
         return self.head(joined)
+
+
+def with_real_batchnorm(net: nn.Module, bias: tuple[float, float] = (-0.3, 0.3)) -> nn.Module:
+    """``net`` with every BN's statistics and affine drawn at random (torch's global generator), so each layer
+    has its own range, as trained networks do (fresh BNs are the identity)."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(*bias)
+    return net
