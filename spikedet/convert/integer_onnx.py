@@ -2,29 +2,32 @@
 
 Every tensor between ops holds integers whose range per channel is tracked exactly
 (:mod:`spikedet.convert.integer_onnx_ops`); each op is emitted in a type that range proves exact.
+``convs="auto"`` (the default) picks per conv and neuron what measured fastest on ONNX Runtime's CPU provider;
+``convs="integer"`` keeps every op an integer op. The metadata records each conv's and neuron's choice.
 
-- Convs, ``convs="auto"`` (the default): a float32 ``Conv`` on the integer codes and integer weights wherever
-  the conv's proven bound ``sum |W| * max |x - zero|`` (plus ``|bias|`` when the bias is inside the Conv) is
-  below 2**24: every product and every partial sum is then an integer float32 represents exactly, so the
-  result is exact in any summation order (ONNX Runtime's CPU Conv sums products directly: im2col + SGEMM or
-  its NCHWc kernels; a Winograd or FFT conv would not be exact, and the tests check a conv near 2**24).
-  Other convs, and every conv with ``convs="integer"``, are ``ConvInteger`` with ``uint8`` weights
-  (``W + 128``, weight zero point 128: the fast kernels of MLAS take unsigned weights). Their codes travel as
-  ``int8`` within ``[-64, 64]`` (the U8S8 kernel; x86 without VNNI pairs products in ``vpmaddubsw``, which
-  saturates at 2**15, and ``2 * 255 * 64`` is below it), else as ``uint8`` (U8U8, widened to 16 bits); wider
-  codes are split into 7-bit digits, one conv each, recombined as ``sum 128**k * conv_k``; ``int16`` weights
-  into a low and a high byte. A uniform zero offset is ``ConvInteger``'s input zero point (its padding holds
-  the zero point, as the spec pads ``x - zero`` with 0); per-channel zeros pad by hand and fold a constant.
+- Convs whose input is one int8 tensor (codes and zero point within ``[-64, 64]``, int8 weights) are
+  ``ConvInteger`` (MLAS' int8 kernels beat its float32 ones). Other convs, ``auto``: a float32 ``Conv`` on the
+  integer codes and integer weights wherever the proven bound ``sum |W| * max |x - zero|`` (plus ``|bias|``
+  when the bias is inside the Conv) is below 2**24: every product and partial sum is then an integer float32
+  represents exactly, so the result is exact in any summation order (ONNX Runtime's CPU Conv sums products
+  directly, im2col + SGEMM or its NCHWc kernels; a Winograd or FFT conv would not be exact, and the tests
+  check a 3x3 conv near 2**24). Else ``ConvInteger`` with ``uint8`` weights (``W + 128``, zero point 128):
+  codes travel as ``int8`` within ``[-64, 64]`` (the U8S8 kernel; x86 without VNNI pairs products in
+  ``vpmaddubsw``, which saturates at 2**15, and ``2 * 255 * 64`` is below it), else as ``uint8`` (U8U8), wider
+  codes as 7-bit digits, one conv each, recombined as ``sum 128**k * conv_k``; ``int16`` weights as a low and a
+  high byte. A uniform zero offset is ``ConvInteger``'s zero point (its padding holds it, as the spec pads
+  ``x - zero`` with 0); per-channel zeros pad by hand and fold a constant.
 - A conv's bias, digit factors and zero-offset constants stay symbolic (a per-channel affine
   :class:`~spikedet.convert.integer_onnx_ops.Value`) until a consumer needs the tensor.
-- Neurons with ``T == 1`` (lut and threshold): ``idx = clip(floor((I * m + add) / 2**P), 0, top)`` is one
-  float64 ``BatchNormalization`` (``I * m / 2**P + add / 2**P``, exact below 2**53 in units of ``2**-P``) after
-  a ``Clip`` of ``I`` to the interval that decides the result (fused into the Conv by ONNX Runtime), then a
-  ``Cast`` to int32 (truncation, the floor of a value made non-negative) and a ``GatherElements`` lookup in a
-  table that holds the codes (a threshold neuron's table is ``clip(j, 0, L)``). With float convs the table
-  holds ``code - zero`` as float32, ready for the next Conv. Neurons over ``T > 1`` timesteps compute their
-  membrane in integer ops; a floor division by ``2**k`` there makes its dividend non-negative first.
-- ``MaxPool`` has no integer kernels beyond 8 bits: wider integer codes pool in float64 (exact below 2**53).
+- Neurons with ``T == 1``, ``auto``: ``idx = clip(floor((I * m + add) / 2**P), 0, top)`` is one float64
+  ``BatchNormalization`` (``I * m / 2**P + add / 2**P``, exact below 2**53 in units of ``2**-P``) after a
+  ``Clip`` of ``I`` to the interval that decides the result (fused into a float Conv by ONNX Runtime), then a
+  ``Cast`` to int32 (truncation: the floor of a value made non-negative) and a ``GatherElements`` lookup in a
+  table of the codes (a threshold neuron's is ``clip(j, 0, L)``), minus an offset: the neuron's zero, or the
+  shift that centres codes one int8 window wide (then an int8 consumer reads an int8 table). ``integer``, and
+  where float64 cannot hold the products: integer requantization, the floor division by ``2**k`` made on a
+  non-negative dividend (ONNX ``Div`` truncates). Neurons over ``T > 1`` timesteps run in integer ops.
+- ``MaxPool`` has no fast integer kernels: integer codes beyond 8 bits pool in float64 (exact below 2**53).
 """
 
 from __future__ import annotations
@@ -153,11 +156,21 @@ class _Exporter:
         attrs = {"pads": [*node.get("padding", [0, 0])] * 2, "strides": list(node.get("stride", [1, 1])),
                  "group": groups}
         xmax = magnitude(xlo, xhi)
-        if self.convs == "auto" and max(xmax) < FLOAT_EXACT and max(conv_bound(w, groups, xmax)) < FLOAT_EXACT:
+        exact = max(xmax) < FLOAT_EXACT and max(conv_bound(w, groups, xmax)) < FLOAT_EXACT
+        if self.convs == "auto" and exact and not self.one_byte(x, zero, w):  # int8 codes: ConvInteger is faster
             self.choices[node["id"]] = "float32"
             return self.float_conv(x, w, bias, zero, attrs, acc[0] + bias, acc[1] + bias)
         self.choices[node["id"]] = "integer"
         return self.integer_conv(node, x, w, bias, zero, attrs, acc[0] + bias, acc[1] + bias)
+
+    @staticmethod
+    def one_byte(x: Value, zero, w: np.ndarray) -> bool:
+        """Whether ``x`` reaches ConvInteger as one int8 tensor as it is: codes and zero point (uniform) within
+        ``[-WINDOW, WINDOW]``, int8 weights."""
+        if x.single is None or len({*x.offset}) != 1 or len({*zero}) != 1 or w.min() < -128 or w.max() > 127:
+            return False
+        z = int(zero[0] - x.offset[0])
+        return -WINDOW <= min(*x.single.lo, z) and max(*x.single.hi, z) <= WINDOW
 
     def float_conv(self, x: Value, w: np.ndarray, bias, zero, attrs: dict, alo, ahi) -> Value:
         """A float32 Conv, exact: every partial sum is an integer below 2**24 (checked by the caller for
@@ -244,6 +257,8 @@ class _Exporter:
             name = b.lookup(index, table, dtype) if kind == "lut" else b.cast(index, dtype).name
             return Value.of(Term(name, dtype, ints(np.full(c, table.min())), ints(np.full(c, table.max()))))
         self.choices[node["id"]] = "float64"
+        if max(plan.codes_hi) - min(plan.codes_lo) <= 2 * WINDOW:  # codes - zero within int8's window
+            zero = int(min(plan.codes_lo)) + WINDOW
         name, (low, high) = t.name, plan.clip
         if plan.per_channel:  # Max and Min with per-channel bounds
             name = b.op("Min", [b.op("Max", [name, b.const(low, t.dtype, True)]), b.const(high, t.dtype, True)])
@@ -303,7 +318,8 @@ class _Exporter:
         return b.clip_div(b.affine([(Term(name, INT32, lo, hi), m)], x.offset * m + add), power, top)
 
     def narrow(self, term: Term) -> Term:
-        """An integer term in the narrowest type that holds its values (moves are cheaper on fewer bytes)."""
+        """An integer term in the narrowest type that holds its values (moves are cheaper on fewer bytes); float32
+        stays (ONNX Runtime's MaxPool on bytes is several times slower than on float32)."""
         for dtype in (UINT8, INT8):
             if term.dtype != FLOAT and fits(term.lo, term.hi, dtype):
                 return self.b.cast(term, dtype)
@@ -340,7 +356,7 @@ class _Exporter:
         parts = [self.codes_of(x) for x in xs]
         lo, hi = np.concatenate([t.lo for t, _ in parts]), np.concatenate([t.hi for t, _ in parts])
         small = next((d for d in (UINT8, INT8) if fits(lo, hi, d)), None)
-        dtype = FLOAT if any(t.dtype == FLOAT for t, _ in parts) and fits(lo, hi, FLOAT) else small or wide(lo, hi)
+        dtype = small or (FLOAT if any(t.dtype == FLOAT for t, _ in parts) and fits(lo, hi, FLOAT) else wide(lo, hi))
         name = self.b.op("Concat", [self.b.cast(t, dtype).name for t, _ in parts], axis=1)
         return Value.of(Term(name, dtype, lo, hi), np.concatenate([o for _, o in parts]))
 
@@ -419,11 +435,13 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
     b.scope = "outputs"
     for name, term in outputs:
         b.nodes.append(helper.make_node("Identity", [term.name], [name], name=f"output/{name}"))
+    nodes = b.used([name for name, _ in outputs])
+    used = {i for node in nodes for i in node.input}
     onnx_graph = helper.make_graph(
-        b.nodes, "spikedet_integer",
+        nodes, "spikedet_integer",
         [helper.make_tensor_value_info("images", FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info(name, term.dtype, [None, len(term.lo), None, None]) for name, term in outputs],
-        b.inits)
+        [init for init in b.inits if init.name in used])
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="spikedet")
     by_name = {o["name"]: o for o in graph["outputs"]}
 

@@ -125,7 +125,7 @@ class Builder:
 
     def __init__(self):
         self.nodes, self.inits = [], []
-        self.scope, self._count, self._consts, self._casts = "graph", 0, {}, {}
+        self.scope, self._count, self._consts, self._casts, self._tables = "graph", 0, {}, {}, {}
 
     def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str | list[str]:
         self._count += 1
@@ -155,8 +155,16 @@ class Builder:
             return term
         assert dtype == DOUBLE or fits(term.lo, term.hi, dtype), (term.name, dtype)
         key = (term.name, dtype)
-        if key not in self._casts:
-            self._casts[key] = Term(self.op("Cast", [term.name], to=dtype), dtype, term.lo, term.hi)
+        if key in self._casts:
+            return self._casts[key]
+        if term.name in self._tables and dtype == INT8:  # a lookup read as bytes: look up in a table of bytes
+            flat, shape, table = self._tables[term.name]  # (entries no channel reaches may be anything)
+            table = np.clip(table, min(term.lo), max(term.hi))
+            found = self.op("GatherElements", [self.const(table, dtype), flat], axis=0)
+            name = self.op("Reshape", [found, shape])
+        else:
+            name = self.op("Cast", [term.name], to=dtype)
+        self._casts[key] = Term(name, dtype, term.lo, term.hi)
         return self._casts[key]
 
     def integral(self, term: Term) -> Term:
@@ -217,10 +225,22 @@ class Builder:
 
     def lookup(self, index: Term, table: np.ndarray, dtype: int) -> str:
         """``table[index]`` elementwise (``GatherElements`` on the flattened index: ``Gather`` copies one
-        element at a time, several times slower on ONNX Runtime's CPU provider)."""
-        flat = self.op("Reshape", [index.name, self.const([-1], INT64)])
+        element at a time, several times slower on ONNX Runtime's CPU provider). A cast of the result to another
+        type looks up in a table of that type instead."""
+        flat, shape = self.op("Reshape", [index.name, self.const([-1], INT64)]), self.op("Shape", [index.name])
         found = self.op("GatherElements", [self.const(table, dtype), flat], axis=0)
-        return self.op("Reshape", [found, self.op("Shape", [index.name])])
+        name = self.op("Reshape", [found, shape])
+        self._tables[name] = (flat, shape, table)
+        return name
+
+    def used(self, outputs: list[str]) -> list:
+        """The nodes that ``outputs`` depend on, in order (a lookup only ever read in another type is dropped)."""
+        needed, kept = set(outputs), []
+        for node in reversed(self.nodes):
+            if needed.intersection(node.output):
+                kept.append(node)
+                needed.update(node.input)
+        return kept[::-1]
 
 
 #: most entries of a neuron's table when one scalar Clip serves all its channels (else it clips per channel)

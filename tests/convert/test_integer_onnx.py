@@ -362,8 +362,10 @@ def test_metadata_describes_outputs_and_codes(tmp_path):
     assert meta["outputs"][1] == {"name": f"codes:{n1}", "dtype": "int16", "codes": n1}
     plain = export_integer_onnx(g.dict(), g.tensors, tmp_path / "p.onnx")
     assert [o.name for o in onnx.load(str(plain)).graph.output] == ["p3"]
-    c1, c2 = g.nodes[0]["id"], g.nodes[2]["id"]
-    assert meta["convs"] == {"mode": "auto", "nodes": {c1: "float32", n1: "float64", c2: "float32"}}
+    c1, c2 = g.nodes[0]["id"], g.nodes[2]["id"]  # image codes 0..255: float32; codes 0..9: one int8 tensor
+    assert meta["convs"] == {"mode": "auto", "nodes": {c1: "float32", n1: "float64", c2: "integer"}}
+    int8 = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    assert any(n.op_type == "GatherElements" and n.input[0] in int8 for n in model.graph.node)  # looked up as int8
     integer = export_integer_onnx(g.dict(), g.tensors, tmp_path / "i.onnx", convs="integer")
     assert choices(integer) == {"mode": "integer", "nodes": {c1: "integer", n1: "integer", c2: "integer"}}
     assert "Conv" not in {n.op_type for n in onnx.load(str(integer)).graph.node}
