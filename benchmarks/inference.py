@@ -12,10 +12,11 @@ Rows (ratios against the ANN twin, measured in the same process):
 - ONNX Runtime: the converted float model exported to ONNX (float32 ops), on onnxruntime's CPU provider;
 - integer deployment model, PyTorch: ``spikedet convert --integer`` of the same network (int8 weights and
   integer neurons, bit-exact; per-layer errors measured on 4 coco8 train images at 320), its exact path;
-- integer deployment model, ONNX Runtime: its exported graph (``convs="auto"``: float32 convs and float64
-  requantization where the proven bounds make them exact, see ``spikedet.convert.integer_onnx``), timed
-  interleaved with the float export (goal of issue 11: at most 1.00x the float export); and the same graph in
-  integer ops only (``convs="integer"``: ``ConvInteger``, integer requantization), timed in the same loop.
+- integer deployment model, ONNX Runtime: its exported graph (``convs="auto"``: ConvInteger on int8 codes,
+  float32 convs and float64 requantization where the proven bounds make them exact, see
+  ``spikedet.convert.integer_onnx``), timed interleaved with the float export (goal of issue 11: at most 1.00x
+  the float export); and the same graph in integer ops only (``convs="integer"``: ``ConvInteger``, integer
+  requantization), timed in the same loop.
 
 Usage::
 
@@ -156,7 +157,8 @@ def main(argv=None) -> None:
             t_onnx, t_int_onnx, t_ops_onnx = timed_interleaved(
                 [lambda s=s: s.run(None, feed) for s in [session, *int_sessions]], args.repeats)
         rows.append(("ONNX Runtime, float export of the spiking model", t_onnx))
-        rows.append(("ONNX Runtime, integer deployment model (float32 convs where exact)", t_int_onnx))
+        rows.append(("ONNX Runtime, integer deployment model (int8 and float32 convs, float64 requantization)",
+                     t_int_onnx))
         rows.append(("ONNX Runtime, integer deployment model, integer ops only", t_ops_onnx))
         ratio = t_int_onnx / t_onnx
 
