@@ -225,8 +225,8 @@ class Builder:
 
     def lookup(self, index: Term, table: np.ndarray, dtype: int) -> str:
         """``table[index]`` elementwise (``GatherElements`` on the flattened index: ``Gather`` copies one
-        element at a time, several times slower on ONNX Runtime's CPU provider). A cast of the result to another
-        type looks up in a table of that type instead."""
+        element at a time, several times slower on ONNX Runtime's CPU provider). A cast of the result to int8
+        looks up in an int8 table instead (one pass, and the float32 lookup is dropped if nothing reads it)."""
         flat, shape = self.op("Reshape", [index.name, self.const([-1], INT64)]), self.op("Shape", [index.name])
         found = self.op("GatherElements", [self.const(table, dtype), flat], axis=0)
         name = self.op("Reshape", [found, shape])
