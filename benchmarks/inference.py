@@ -12,8 +12,11 @@ Rows (ratios against the ANN twin, measured in the same process):
 - ONNX Runtime: the converted float model exported to ONNX (float32 ops), on onnxruntime's CPU provider;
 - integer deployment model, PyTorch: ``spikedet convert --integer`` of the same network (int8 weights and
   integer neurons, bit-exact; per-layer errors measured on 4 coco8 train images at 320), its exact path;
-- integer deployment model, ONNX Runtime: its graph of integer ops (``ConvInteger``), timed interleaved with
-  the float export (goal of issue 11: at most 1.00x the float export).
+- integer deployment model, ONNX Runtime: its exported graph (``convs="auto"``: ConvInteger on int8 codes,
+  float32 convs and float64 requantization where the proven bounds make them exact, see
+  ``spikedet.convert.integer_onnx``), timed interleaved with the float export (goal of issue 11: at most 1.00x
+  the float export); and the same graph in integer ops only (``convs="integer"``: ``ConvInteger``, integer
+  requantization), timed in the same loop.
 
 Usage::
 
@@ -87,12 +90,14 @@ def main(argv=None) -> None:
     parser.add_argument("--bitplane-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="the integer model's int8 tolerance (default: spikedet convert --integer's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     import spikedet  # noqa: F401
     from spikedet.convert import bitplane
-    from spikedet.convert.integer import to_integer
+    from spikedet.convert.integer import IntegerConfig, to_integer
     from spikedet.io.images import load_batch, sample_images
     from spikedet.io.weights import load_model
     from spikedet.measure import energy
@@ -106,7 +111,8 @@ def main(argv=None) -> None:
     converted = model if is_converted(model) else bitplane.convert(model, image)
 
     calibration, _ = load_batch(sample_images("train"), 320, 4)
-    integer, _ = to_integer(converted, calibration)  # outside inference mode: it copies and folds weights
+    cfg = IntegerConfig() if args.tolerance is None else IntegerConfig(tolerance=args.tolerance)
+    integer, _ = to_integer(converted, calibration, cfg)  # outside inference mode: it copies and folds weights
     rows = []
     with torch.inference_mode():
         t_ann = timed(lambda: twin(image), args.repeats)
@@ -143,12 +149,17 @@ def main(argv=None) -> None:
             path = export_onnx(converted, Path(tmp) / "m.onnx", args.imgsz)
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             graph, tensors = graph_document(integer)
-            int_path = export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, Path(tmp) / "int.onnx")
-            int_session = ort.InferenceSession(str(int_path), options, providers=["CPUExecutionProvider"])
-            t_onnx, t_int_onnx = timed_interleaved([lambda: session.run(None, feed), lambda: int_session.run(None, feed)],
-                                                   args.repeats)
+            arrays = {k: v.numpy() for k, v in tensors.items()}
+            int_sessions = [ort.InferenceSession(str(export_integer_onnx(graph, arrays, Path(tmp) / f"{convs}.onnx",
+                                                                         convs=convs)),
+                                                 options, providers=["CPUExecutionProvider"])
+                            for convs in ("auto", "integer")]
+            t_onnx, t_int_onnx, t_ops_onnx = timed_interleaved(
+                [lambda s=s: s.run(None, feed) for s in [session, *int_sessions]], args.repeats)
         rows.append(("ONNX Runtime, float export of the spiking model", t_onnx))
-        rows.append(("ONNX Runtime, integer deployment model (ConvInteger graph)", t_int_onnx))
+        rows.append(("ONNX Runtime, integer deployment model (int8 and float32 convs, float64 requantization)",
+                     t_int_onnx))
+        rows.append(("ONNX Runtime, integer deployment model, integer ops only", t_ops_onnx))
         ratio = t_int_onnx / t_onnx
 
     cpu = platform.processor() or platform.machine()

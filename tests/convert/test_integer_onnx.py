@@ -1,8 +1,10 @@
 """The integer graph as ONNX: every op on ONNX Runtime equals an independent int64 computation of the spec.
 
-The graphs are built here by hand (numpy tensors and a graph dict, INTEGER_GRAPH.md version 1); the reference
-below evaluates them straight from the spec's formulas (int64 numpy, Python floor division, torch float64
-convolutions: exact for these integers), so it shares nothing with the exporter.
+The graphs are built here by hand (numpy tensors and a graph dict, docs/integer-format.md version 1); the
+reference below evaluates them straight from the spec's formulas (int64 numpy, Python floor division, torch
+float64 convolutions: exact for these integers), so it shares nothing with the exporter. Every graph is checked
+exported both ways: ``convs="auto"`` (float32 convs and float64 requantization where proven exact) and
+``convs="integer"`` (integer ops only).
 """
 
 import json
@@ -126,22 +128,31 @@ def images(batch, h, w, seed=1):
     return (np.random.default_rng(seed).integers(0, 256, (batch, 3, h, w)) / np.float32(255)).astype(np.float32)
 
 
-def check(g, tmp_path, *shapes):
-    """Export with codes, run ONNX Runtime at each (B, H, W), compare every output with the reference."""
-    path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    for i, shape in enumerate(shapes or [(2, 20, 24)]):
-        x = images(*shape, seed=i)
-        got = dict(zip(names, session.run(None, {"images": x})))
-        want = reference(g.dict(), g.tensors, x)
-        for out in g.outputs:
-            assert got[out["name"]].dtype in (np.int32, np.int64)
-            np.testing.assert_array_equal(got[out["name"]], want[out["id"]], err_msg=out["name"])
-        for node in g.nodes:
-            if node["op"] == "neuron":
-                np.testing.assert_array_equal(got[f"codes:{node['id']}"], want[node["id"]], err_msg=node["id"])
+def check(g, tmp_path, *shapes, modes=("auto", "integer"), x=None):
+    """Export with codes (each conv mode), run ONNX Runtime at each (B, H, W) (or on ``x``), compare every output
+    with the reference; the model of the first mode stays at ``tmp_path / "m.onnx"``."""
+    for mode in reversed(modes):
+        path = export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", codes=True, convs=mode)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        for i, shape in enumerate([None] if x is not None else shapes or [(2, 20, 24)]):
+            feed = images(*shape, seed=i) if x is None else x
+            got = dict(zip(names, session.run(None, {"images": feed})))
+            want = reference(g.dict(), g.tensors, feed)
+            for out in g.outputs:
+                assert got[out["name"]].dtype in (np.int32, np.int64)
+                np.testing.assert_array_equal(got[out["name"]], want[out["id"]], err_msg=f"{mode}: {out['name']}")
+            for node in g.nodes:
+                if node["op"] == "neuron":
+                    np.testing.assert_array_equal(got[f"codes:{node['id']}"], want[node["id"]],
+                                                  err_msg=f"{mode}: {node['id']}")
     return want, got
+
+
+def choices(path):
+    """The metadata's record of how each conv and neuron was emitted."""
+    model = onnx.load(str(path))
+    return json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY])["convs"]
 
 
 def spread_multiplier(g, src, x, levels, F=4, shift=12):
@@ -219,7 +230,7 @@ def test_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path, shif
     m = 3 * 2 ** (shift + F) + 5 if weights == np.int16 else spread  # 5: the interval's ends are not multiples
     n1 = g.threshold(c1, 4, 15, m, shift=shift, F=F)
     g.output(g.conv(n1, 4, 2), "p3")
-    codes = check(g, tmp_path)[0][n1]
+    codes = check(g, tmp_path, modes=("integer", "auto"))[0][n1]
     assert codes.min() == 0 and codes.max() == 15 and (m > 2 ** (shift + F)) == (weights == np.int16)
     model = onnx.load(str(tmp_path / "m.onnx"))
     assert {"Max", "Min"} <= {n.op_type for n in model.graph.node}
@@ -234,7 +245,7 @@ def test_lut_neuron_whose_products_exceed_int32_clips_its_input_first(tmp_path):
     n1 = g.add("neuron", [c1], module="a2s", T=1, multiplier=m, shift=3, levels=9, n=1, zero=0,
                encoding="binary", rest=None, kind="lut", lut=lut, lut_min=5, grid=1)
     g.output(g.conv(n1, 4, 2), "p3")
-    codes = check(g, tmp_path)[0][n1]
+    codes = check(g, tmp_path, modes=("integer", "auto"))[0][n1]
     assert set(np.unique(codes)) >= {0, 5}
     assert {"Max", "Min"} <= {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
 
@@ -244,7 +255,7 @@ def test_neuron_whose_clipped_products_still_exceed_int32_computes_in_int64(tmp_
     c1 = g.conv("input", 3, 4, wmax=100)
     n1 = g.threshold(c1, 4, 15, spread_multiplier(g, c1, images(2, 20, 24), 15, shift=24), shift=24)  # 16 * 2**28
     g.output(g.conv(n1, 4, 2), "p3")
-    assert check(g, tmp_path)[0][n1].max() == 15
+    assert check(g, tmp_path, modes=("integer", "auto"))[0][n1].max() == 15
     assert any(n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.INT64
                for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
 
@@ -351,6 +362,13 @@ def test_metadata_describes_outputs_and_codes(tmp_path):
     assert meta["outputs"][1] == {"name": f"codes:{n1}", "dtype": "int16", "codes": n1}
     plain = export_integer_onnx(g.dict(), g.tensors, tmp_path / "p.onnx")
     assert [o.name for o in onnx.load(str(plain)).graph.output] == ["p3"]
+    c1, c2 = g.nodes[0]["id"], g.nodes[2]["id"]  # image codes 0..255: float32; codes 0..9: one int8 tensor
+    assert meta["convs"] == {"mode": "auto", "nodes": {c1: "float32", n1: "float64", c2: "integer"}}
+    int8 = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    assert any(n.op_type == "GatherElements" and n.input[0] in int8 for n in model.graph.node)  # looked up as int8
+    integer = export_integer_onnx(g.dict(), g.tensors, tmp_path / "i.onnx", convs="integer")
+    assert choices(integer) == {"mode": "integer", "nodes": {c1: "integer", n1: "integer", c2: "integer"}}
+    assert "Conv" not in {n.op_type for n in onnx.load(str(integer)).graph.node}
 
 
 def test_graphs_it_cannot_run_are_refused_in_one_line(tmp_path):
@@ -365,3 +383,84 @@ def test_graphs_it_cannot_run_are_refused_in_one_line(tmp_path):
     tensors = {**g.tensors, "n0.w": g.tensors["n0.w"].astype(np.int32)}
     with pytest.raises(SpikedetError, match="weight is int32"):
         export_integer_onnx(g.dict(), tensors, tmp_path / "m.onnx")
+    with pytest.raises(SpikedetError, match="convs='float'"):
+        export_integer_onnx(g.dict(), g.tensors, tmp_path / "m.onnx", convs="float")
+
+
+# ---- float32 convs and float64 requantization: exact up to the proven bounds ---------------------------------
+
+
+def image_conv(g, total, cout=3, k=13, bias=0):
+    """A first conv whose output channels each have ``sum |W| = total`` (int16 weights; channel 0 all positive,
+    so a white image takes it to ``total * 255 + bias``, the others of both signs); bound ``total * 255 + |bias|``."""
+    w = np.full((cout, 3 * k * k), total // (3 * k * k), np.int64)
+    w[:, : total % (3 * k * k)] += 1
+    w[1:] *= g.rng.choice([-1, 1], w[1:].shape)
+    nid = g.conv("input", 3, cout, k=k, padding=k // 2, dtype=np.int16)
+    g.tensors[f"{nid}.w"] = w.reshape(cout, 3, k, k).astype(np.int16)
+    g.tensors[f"{nid}.b"] = np.full(cout, bias, np.int64)
+    return nid
+
+
+def white(h=20, w=24):
+    return np.ones((1, 3, h, w), np.float32)
+
+
+def test_float_conv_is_exact_with_a_bound_of_2_24_minus_1(tmp_path):
+    """2**24 - 1 = 65793 * 255: a white image reaches it (odd, the largest integer below 2**24), the
+    channels of both signs cancel in every summation order; their codes requantize exactly in float64."""
+    g = Graph(seed=18)
+    c1 = image_conv(g, 65793)
+    n1 = g.threshold(c1, 3, 255, 80000, shift=28)
+    g.output(c1, "p3")
+    g.output(g.conv(n1, 3, 2), "p4")
+    want, _ = check(g, tmp_path, x=white())
+    assert want[c1].max() == 2**24 - 1 and want[n1].max() == 255
+    check(g, tmp_path, (2, 20, 24), (1, 17, 13))
+    assert choices(tmp_path / "m.onnx")["nodes"][c1] == "float32"
+
+
+def test_conv_whose_bound_reaches_2_24_runs_as_conv_integer_and_stays_exact(tmp_path):
+    g = Graph(seed=19)
+    c1 = image_conv(g, 65794, bias=1)  # bound 2**24 + 256
+    g.output(c1, "p3")
+    want, _ = check(g, tmp_path, x=white())
+    top = int(want[c1].max())
+    assert top == 2**24 + 255 and int(np.float32(top)) != top  # float32 would have rounded it
+    assert choices(tmp_path / "m.onnx")["nodes"][c1] == "integer"
+    assert "ConvInteger" in {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+
+
+def test_wide_3x3_conv_on_codes_near_2_24_is_exact(tmp_path):
+    """64 channels, 3x3, stride 1, padding 1, output above 25x25: the shape a Winograd kernel would take (whose
+    transforms are not exact at these sums); sum |W| * 255 = 2**24 - 1 and most codes at 255."""
+    g = Graph(seed=20)
+    c1 = g.conv("input", 3, 64, wmax=20, bias=0)
+    g.tensors[f"{c1}.b"] = np.full(64, 20000, np.int64)  # mostly positive: most codes saturate at 255
+    n1 = g.threshold(c1, 64, 255, spread_multiplier(g, c1, images(1, 32, 32), 255))
+    c2 = g.conv(n1, 64, 4, bias=0)
+    w = np.full((4, 576), 65793 // 576, np.int64)
+    w[:, : 65793 % 576] += 1
+    w[1:] *= g.rng.choice([-1, 1], w[1:].shape)
+    g.tensors[f"{c2}.w"] = w.reshape(4, 64, 3, 3).astype(np.int8)
+    g.output(c2, "p3")
+    want, _ = check(g, tmp_path, (1, 32, 32), (1, 40, 36))
+    assert want[c2].max() > 2**23
+    assert choices(tmp_path / "m.onnx")["nodes"][c2] == "float32"
+
+
+def test_float64_requantization_clips_per_channel_or_falls_back_to_integers(tmp_path):
+    """Multipliers 4096x apart: one clip for all channels would need a table too big, so each channel is clipped
+    (Max, Min); a multiplier of 2**46 makes products beyond 2**53, so that neuron computes in integers."""
+    g = Graph(seed=21)
+    c1 = g.conv("input", 3, 4, wmax=60)
+    m = spread_multiplier(g, c1, images(2, 20, 24), 255)
+    n1 = g.threshold(c1, 4, 255, [m, m, m * 4096, m * 4096], shift=24)
+    n2 = g.threshold(c1, 4, 15, 2**46 + 12345, shift=50)
+    g.output(g.conv(n1, 4, 2), "p3")
+    g.output(g.conv(n2, 4, 2), "p4")
+    want, _ = check(g, tmp_path)
+    assert want[n1].max() == 255 and want[n2].max() == 15
+    assert choices(tmp_path / "m.onnx")["nodes"][n1] == "float64"
+    assert choices(tmp_path / "m.onnx")["nodes"][n2] == "integer"
+    assert {"Max", "Min"} <= {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
