@@ -58,20 +58,17 @@ def layer_table(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> list[La
     trained = copy.deepcopy(model).float().eval()
     merged = copy.deepcopy(trained).reparameterize()
     device = next(trained.parameters()).device
-    unmerged_counts = count_conv_macs(trained, imgsz, device)
-    merged_counts = count_conv_macs(merged, imgsz, device)
     shapes: dict[int, list[int]] = {}
-    hooks = [
+    hooks = [  # the layers' output shapes come from the same forward pass as the unmerged counts: two passes
         layer.register_forward_hook(lambda mod, i, o, idx=idx: shapes.__setitem__(idx, _shape(o)))
         for idx, layer in enumerate(trained.model)
     ]
-    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     try:
-        with torch.no_grad():
-            trained(torch.zeros(1, 3, h, w, device=device))
+        unmerged_counts = count_conv_macs(trained, imgsz, device)
     finally:
         for handle in hooks:
             handle.remove()
+    merged_counts = count_conv_macs(merged, imgsz, device)
     rows = []
     for idx, layer in enumerate(trained.model):
         prefix = f"model.{idx}."
