@@ -45,7 +45,7 @@ EXPORT = "spikedet.convert.pipelines:export_weights"
                              maximum=0.5),
     },
     examples=("spikedet convert runs/detect/train/weights/best.pt -o best-bitplane.safetensors",
-              "spikedet convert yolov5n-a2s.safetensors --integer -o yolov5n-a2s-int8.safetensors"),
+              "spikedet convert runs/detect/train/weights/best.pt --integer -o best-int8.safetensors"),
 )
 def cmd_convert(inv: Invocation) -> int:
     s = inv.settings
@@ -151,7 +151,8 @@ def cmd_a2s(inv: Invocation) -> int:
         "model": options.weights(),
         "output": options.output(".onnx", "<weights name>.onnx"),
         "imgsz": options.imgsz(default_of(EXPORT, "imgsz"), "fixed input size (square)", square=True),
-        "opset": Setting("int", default_of(EXPORT, "opset"), "ONNX opset", minimum=13, maximum=21),
+        "opset": Setting("int", default_of(EXPORT, "opset"), "ONNX opset (default: 17; 21 for an integer model)",
+                         minimum=13, maximum=21),
         "source": options.source("images for the check (default: the shipped coco8 val images)"),
         "codes": Setting("bool", default_of(EXPORT, "codes"), "also output every neuron's codes (for analysis)"),
         "device": options.device(default_of(EXPORT, "device"),

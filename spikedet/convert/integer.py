@@ -334,7 +334,7 @@ def conv_bound(q: dict, value_range: tuple[int, int], groups: int) -> int:
 
 
 def _shift(real: Tensor, bound: int) -> int:
-    peak = float(real.max())
+    peak = float(real.abs().max())
     for s in range(62, 0, -1):
         if peak * 2**s < 2**31 and bound * peak * 2**s < 2**61:
             return s
@@ -362,8 +362,29 @@ def integer_neuron(name: str, neuron: SpikingNeuron, scale_in: Tensor, bound: in
     while leak_shift > 0 and leak[0] % 2 == 0 and leak[0]:
         leak_shift -= 1
         leak = (leak[0] // 2, leak_shift)
-    return IntegerNeuron("threshold", torch.round(real * 2**shift).long(), shift, fraction_bits=f, levels=c.levels,
+    multiplier = torch.round(real * 2**shift).long()
+    check_membrane(name, neuron.T, bound, int(multiplier.abs().max()), shift, f, c.levels, leak)
+    return IntegerNeuron("threshold", multiplier, shift, fraction_bits=f, levels=c.levels,
                          rounding=neuron.rounding, leak=leak if neuron.T > 1 else (0, 0))
+
+
+def check_membrane(name: str, T: int, bound: int, multiplier: int, shift: int, f: int, levels: int,
+                   leak: tuple[int, int]) -> None:
+    """Refuse a threshold neuron whose fixed-point membrane could overflow int64 over ``T`` timesteps: the grid
+    input, the membrane and the leak's product ``(U - q * 2**F) * a`` stay below ``2**62``."""
+    j = (bound * multiplier + (1 << (shift - 1))) // (1 << shift) + 1
+    u = j
+    a, s = leak
+    for _ in range(1, T):
+        product = (u + levels * (1 << f)) * a
+        if product >= 2**62:
+            break
+        u = product // (1 << s) + 1 + j
+    else:
+        if j < 2**62 and u < 2**62:
+            return
+    raise SpikedetError(f"{name}: its fixed-point membrane could exceed 2**62 over T={T} timesteps (input bound "
+                        f"{bound}); use fewer fraction bits or smaller codes")
 
 
 def silu_table(neuron: A2SNeuron, grid: int) -> tuple[Tensor, int]:

@@ -1,10 +1,11 @@
 """``spikedet verify``: does every runtime compute the integer model's specification, bit for bit?
 
-The reference is the pure-NumPy interpreter of the saved graph (:mod:`spikedet.integer_reference`, int64
-arithmetic straight from ``docs/integer-format.md``). Each other runtime runs the same images and is compared
-with it on every neuron's codes and on the head accumulators (the integers the float decode starts from):
+The reference is the pure-NumPy interpreter of the graph saved in the file (:mod:`spikedet.integer_reference`,
+int64 arithmetic straight from ``docs/integer-format.md``). Each other runtime runs the same images and is
+compared with it on every neuron's codes and on the head accumulators (the integers the float decode starts from):
 
-- ``pytorch``: the model itself on the CPU (its exact path: float64 convs on integers, rounded);
+- ``pytorch``: the model as spikedet loads it, on the CPU (its exact path: float32 or float64 convs on
+  integers where a bound proves them exact, integer neurons);
 - ``onnxruntime``: the exported graph of integer ops (:mod:`spikedet.convert.integer_onnx`) on the CPU;
 - ``cuda``: the model on the first GPU, when there is one.
 
@@ -155,17 +156,21 @@ def _compare(runtime: str, seconds: float, ref: tuple[dict, dict], got: tuple[di
 
 @torch.no_grad()
 def verify_integer(model: nn.Module, images: Tensor, names: list[str] | None = None,
-                   runtimes: tuple[str, ...] = RUNTIMES, onnx_file: str | Path | None = None) -> IntegerVerification:
+                   runtimes: tuple[str, ...] = RUNTIMES, onnx_file: str | Path | None = None,
+                   document: tuple[dict, dict[str, np.ndarray]] | None = None) -> IntegerVerification:
     """Run ``images`` (``[B, 3, H, W]`` float32 in 0..1) on every available runtime and compare each with the
     NumPy reference (see the module docstring); ``onnx_file``: check this exported graph (with codes) rather
-    than a fresh export."""
+    than a fresh export; ``document``: the ``(graph, tensors)`` the file holds (default: the model's own)."""
     if not is_integer(model):
         raise SpikedetError("verify checks an integer model (spikedet convert WEIGHTS --integer makes one)")
     unknown = [r for r in runtimes if r not in RUNTIMES]
     if unknown:
         raise SpikedetError(f"unknown runtime {unknown[0]!r}; choose from {', '.join(RUNTIMES)}")
-    graph, tensors = graph_document(model)
-    arrays = {k: v.cpu().numpy() for k, v in tensors.items()}
+    if document is None:
+        graph, tensors = graph_document(model)
+        arrays = {k: v.cpu().numpy() for k, v in tensors.items()}
+    else:
+        graph, arrays = document
     batch = images.float().cpu()
     start = time.perf_counter()
     result = integer_reference.run(graph, arrays, batch.numpy())
@@ -193,4 +198,7 @@ def verify_integer(model: nn.Module, images: Tensor, names: list[str] | None = N
             with tempfile.TemporaryDirectory() as folder:
                 got = onnx_run(graph, arrays, batch.numpy(), folder, onnx_file)
         report.checks.append(_compare(runtime, time.perf_counter() - start, reference, got))
+    if not report.checks:
+        why = "; ".join(f"{k}: {v}" for k, v in report.unavailable.items()) or "none was asked for"
+        raise SpikedetError(f"no runtime could run here ({why})")
     return report

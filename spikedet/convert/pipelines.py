@@ -30,7 +30,8 @@ from spikedet.convert.integer_verify import RUNTIMES, IntegerVerification, verif
 from spikedet.convert.onnx import OnnxCheck, check_onnx, export_onnx
 from spikedet.convert.verify import ConversionReport, convert_and_verify
 from spikedet.engine.device import select_device
-from spikedet.errors import SpikedetError
+from spikedet import integer_reference
+from spikedet.errors import SpikedetError, first_line
 from spikedet.io.images import check_imgsz, load_batch, model_stride, sample_images
 from spikedet.io.outputs import output_file
 from spikedet.io.integer_format import graph_document
@@ -153,7 +154,7 @@ class ExportResult:
 
 
 def export_weights(weights: str | Path | None = None, output: str | Path | None = None, *, imgsz: int = 640,
-                   opset: int = 17, source: str | Path | None = None, codes: bool = False,
+                   opset: int | None = None, source: str | Path | None = None, codes: bool = False,
                    device: str | None = "cpu") -> ExportResult:
     """Export the integer spiking model to ONNX and check it against PyTorch with onnxruntime.
 
@@ -161,7 +162,7 @@ def export_weights(weights: str | Path | None = None, output: str | Path | None 
         weights: spiking weights (default: the shipped weights or ``$SPIKEDET_WEIGHTS``).
         output: the ``.onnx`` to write (default: ``./<weights name>.onnx``).
         imgsz: the graph's fixed (square) input size.
-        opset: ONNX opset.
+        opset: ONNX opset (default: 17; 21 for an integer model, whose graph needs 18 or later).
         source: images for the check (default: the shipped coco8 val images; 4 of them).
         codes: also output every neuron's codes (for analysis).
         device: device of the export and of the PyTorch side of the check.
@@ -172,7 +173,8 @@ def export_weights(weights: str | Path | None = None, output: str | Path | None 
     model = _load_spiking(path)
     check_imgsz(imgsz, model_stride(model))
     if is_integer(model):
-        return _export_integer(model, output, imgsz, source)
+        return _export_integer(model, output, imgsz, opset or 21, source)
+    opset = opset or 17
     model = spiking(model, "integer").to(device)
     batch, _ = load_batch(source or sample_images("val"), imgsz, 4)  # bad check images: nothing written
     export_onnx(model, output, imgsz, opset, with_codes=codes)
@@ -182,14 +184,14 @@ def export_weights(weights: str | Path | None = None, output: str | Path | None 
     return ExportResult(output, imgsz, check)
 
 
-def _export_integer(model: nn.Module, output: Path, imgsz: int, source) -> ExportResult:
-    """An integer model's graph of integer ops (dynamic input size; every neuron's codes after the head outputs),
-    checked bit for bit against the NumPy reference."""
+def _export_integer(model: nn.Module, output: Path, imgsz: int, opset: int, source) -> ExportResult:
+    """An integer model's graph of integer ops (dynamic input size; every neuron's codes after the head outputs,
+    always: the check reads them), checked bit for bit against the NumPy reference on the CPU."""
     from spikedet.convert.integer_onnx import export_integer_onnx
 
     batch, files = load_batch(source or sample_images("val"), imgsz, 4)
     graph, tensors = graph_document(model)
-    export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, output, codes=True)
+    export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, output, codes=True, opset=opset)
     check = verify_integer(model, batch, files, ("onnxruntime",), onnx_file=output)
     return ExportResult(output, imgsz, check)
 
@@ -254,4 +256,8 @@ def verify_weights(model: str | Path | None = None, *, source: str | Path | None
                             "makes one")
     check_imgsz(imgsz, model_stride(loaded))
     batch, files = load_batch(source or sample_images("val"), imgsz, images)
-    return verify_integer(loaded, batch, files, chosen)
+    try:  # the reference runs the graph the file holds, as a port of the format would read it
+        document = integer_reference.load(path)
+    except ValueError as e:
+        raise SpikedetError(first_line(e)) from None
+    return verify_integer(loaded, batch, files, chosen, document=document)

@@ -97,9 +97,9 @@ def check_graph(graph: dict, tensors: dict) -> None:
     """Refuse a graph this spikedet cannot run: wrong format or version, unknown ops, missing tensors."""
     if not isinstance(graph, dict) or graph.get("format") != GRAPH_FORMAT:
         raise SpikedetError("not a spikedet integer graph")
-    if not isinstance(graph.get("version"), int) or graph["version"] > GRAPH_VERSION:
-        raise SpikedetError(f"integer graph version {graph.get('version')!r} is newer than this spikedet reads "
-                            f"(v{GRAPH_VERSION})")
+    if graph.get("version") != GRAPH_VERSION:
+        raise SpikedetError(f"integer graph version {graph.get('version')!r}: this spikedet reads version "
+                            f"{GRAPH_VERSION} only")
     for node in graph.get("nodes", []):
         if node.get("op") not in OPS:
             raise SpikedetError(f"integer graph node {node.get('id')!r}: unknown op {node.get('op')!r}")

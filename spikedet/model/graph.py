@@ -15,6 +15,7 @@ outputs are the graph's outputs.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import torch.fx as fx
@@ -90,6 +91,7 @@ class _Layers(nn.Module):
 
 _FUNCTIONS = {ops.add: "add", ops.cat: "concat", ops.maxpool: "maxpool", ops.upsample: "upsample"}
 _LAYOUT_METHODS = ("flatten", "unflatten", "contiguous")
+_SHAPE_FUNCTIONS = (getattr, operator.getitem)
 
 
 class _Builder:
@@ -138,8 +140,11 @@ class _Builder:
 
     def function(self, n: fx.Node, env: dict):
         op = _FUNCTIONS.get(n.target)
-        if op is None:  # shape arithmetic (x.shape[0]) only feeds layout methods
-            return None
+        if op is None:
+            if n.target in _SHAPE_FUNCTIONS:  # shape arithmetic (x.shape[0]) only feeds layout methods
+                return None
+            raise SpikedetError(f"the integer graph has no form for {getattr(n.target, '__name__', n.target)!r}: "
+                                "combine tensors through spikedet.nn.ops")
         if op == "add":
             return self.add("add", [env[a] for a in n.args])
         if op == "concat":
@@ -158,7 +163,7 @@ class _Builder:
         if n.target in _LAYOUT_METHODS:
             return env[n.args[0]]
         if n.target == "mean" and (n.args[1:] == (0,) or n.kwargs.get("dim") == 0):
-            return self.add("time_sum", [env[n.args[0]]], divisor_is_T=True)
+            return self.add("time_sum", [env[n.args[0]]])
         raise SpikedetError(f"the integer graph has no form for the tensor method {n.target!r}")
 
     def head(self, name: str, head: Detect, feats: list[str]) -> None:
@@ -175,7 +180,7 @@ class _Builder:
                 placeholder = next(p for p in traced.nodes if p.op == "placeholder")
                 out = self.walk(traced, prefix, {placeholder: f})
                 if self.node_of(out).op != "time_sum":
-                    out = self.add("time_sum", [out], divisor_is_T=True)
+                    out = self.add("time_sum", [out])
                 self.outputs.append((f"{role}{i}", out))
         return None
 

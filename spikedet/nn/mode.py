@@ -24,7 +24,7 @@ def is_reparameterized(model: nn.Module) -> bool:
 def set_spike_mode(model: nn.Module, path: SpikePath | None) -> nn.Module:
     """Switch a (re-parameterized) model to spike mode on ``path``, or back to float mode with ``None``."""
     if path is not None and path not in SPIKE_PATHS:
-        raise SpikedetError(f"spike path must be 'integer' or 'bitplane', got {path!r}")
+        raise SpikedetError(f"spike path must be one of {', '.join(SPIKE_PATHS)}, got {path!r}")
     if path is not None and not is_reparameterized(model):
         raise SpikedetError("spike mode needs a re-parameterized model: call model.reparameterize() first")
     if path is not None and (path == "exact") != is_integer(model):
