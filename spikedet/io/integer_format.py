@@ -21,6 +21,8 @@ from spikedet.snn.neurons import SpikingNeuron
 
 GRAPH_FORMAT = "spikedet-integer-graph"
 GRAPH_VERSION = 1
+#: The node fields that name a tensor of the file.
+TENSOR_FIELDS = ("weight", "bias", "scale", "input_zero", "multiplier", "lut")
 
 
 def graph_document(model: nn.Module) -> tuple[dict, dict[str, Tensor]]:
@@ -103,7 +105,7 @@ def check_graph(graph: dict, tensors: dict) -> None:
     for node in graph.get("nodes", []):
         if node.get("op") not in OPS:
             raise SpikedetError(f"integer graph node {node.get('id')!r}: unknown op {node.get('op')!r}")
-        for key in ("weight", "bias", "scale", "input_zero", "multiplier", "lut"):
+        for key in TENSOR_FIELDS:
             name = node.get(key)
             if isinstance(name, str) and name not in tensors:
                 raise SpikedetError(f"integer graph node {node['id']!r}: tensor {name!r} is missing")

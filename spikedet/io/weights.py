@@ -33,7 +33,7 @@ from ultralytics.nn.tasks import load_checkpoint
 
 from spikedet.assets import resolve_model_yaml, resolve_weights
 from spikedet.errors import SpikedetError, first_line
-from spikedet.io.integer_format import dequantized, graph_document, install_graph
+from spikedet.io.integer_format import TENSOR_FIELDS, dequantized, graph_document, install_graph
 from spikedet.io.outputs import output_file, write_safetensors
 from spikedet.io.restricted_pickle import check_zip, readable
 from spikedet.io.spikeyolo import load_spikeyolo_checkpoint, refuse_unsupported, spikeyolo_kind
@@ -220,7 +220,7 @@ def load_safetensors(path: str | Path) -> SpikeDetectionModel:
 def _graph_tensors(graph: dict, state: dict) -> dict:
     """The tensors an integer graph names (a missing one is reported by the graph check)."""
     names = {node[key] for node in graph.get("nodes", []) if isinstance(node, dict)
-             for key in ("weight", "bias", "scale", "input_zero", "multiplier", "lut") if isinstance(node.get(key), str)}
+             for key in TENSOR_FIELDS if isinstance(node.get(key), str)}
     return {k: state[k] for k in names if k in state}
 
 
