@@ -138,7 +138,7 @@ class SpikeConv(nn.Conv2d):
     def set_spike_mode(self, path: SpikePath, name: str = "") -> None:
         """Choose the execution path on spikes; ``name`` labels the conv in reports and errors."""
         if path not in SPIKE_PATHS:
-            raise SpikedetError(f"spike path must be 'integer' or 'bitplane', got {path!r}")
+            raise SpikedetError(f"spike path must be one of {', '.join(SPIKE_PATHS)}, got {path!r}")
         self.spike_path = path
         self.report_name = name
 

@@ -40,5 +40,5 @@ def test_conversion_state_lives_in_the_convs_and_survives_copies():
 
 def test_a_bad_path_is_refused():
     converted = convert(SpikeDetectionModel("spikeyolo-t.yaml", verbose=False).eval(), torch.zeros(1, 3, 64, 64))
-    with pytest.raises(SpikedetError, match="'integer' or 'bitplane'"):
+    with pytest.raises(SpikedetError, match="one of integer, bitplane, exact, got 'float'"):
         set_spike_mode(converted, "float")
