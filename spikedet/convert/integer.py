@@ -37,7 +37,7 @@ from spikedet.io.integer_format import dequantized
 from spikedet.model.graph import Graph, trace_graph
 from spikedet.nn.conv import SpikeConv
 from spikedet.nn.integer import EXACT_BOUND, IntegerConv, image_codes
-from spikedet.nn.mode import is_converted, is_integer, set_spike_mode
+from spikedet.nn.mode import is_converted, is_integer, set_spike_mode, timesteps
 from spikedet.snn.integer import IntegerNeuron
 from spikedet.snn.neurons import A2SNeuron, SpikingNeuron
 
@@ -273,7 +273,7 @@ def choose_widths(groups: ScaleGroups, errors: dict[int, dict[str, float]], cfg:
 
 def integer_states(graph: Graph, modules: dict, chosen: dict[str, dict], cfg: IntegerConfig) -> dict:
     """The :class:`IntegerConv` and :class:`IntegerNeuron` of every conv and neuron, with proven bounds."""
-    T = max((m.T for m in modules.values() if isinstance(m, SpikingNeuron)), default=1)
+    T = timesteps(modules[""])  # "" is the root module
     value_convs = {output_conv(graph, node_id) for _, node_id in graph.outputs}
     ranges: dict[str, tuple[int, int]] = {}
     scales: dict[str, Tensor | None] = {}

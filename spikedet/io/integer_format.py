@@ -16,6 +16,7 @@ from spikedet.errors import SpikedetError
 from spikedet.model.graph import OPS, trace_graph
 from spikedet.nn.conv import SpikeConv
 from spikedet.nn.integer import IntegerConv
+from spikedet.nn.mode import timesteps
 from spikedet.snn.integer import IntegerNeuron
 from spikedet.snn.neurons import SpikingNeuron
 
@@ -29,7 +30,7 @@ def graph_document(model: nn.Module) -> tuple[dict, dict[str, Tensor]]:
     """The graph (JSON-ready) and its tensors, by name, of an integer model."""
     graph = trace_graph(model)
     modules = dict(model.named_modules())
-    T = max((m.T for m in modules.values() if isinstance(m, SpikingNeuron)), default=1)
+    T = timesteps(model)
     tensors: dict[str, Tensor] = {}
     nodes = []
     for node in graph.nodes:

@@ -57,6 +57,11 @@ def is_integer(model: nn.Module) -> bool:
     return any(isinstance(m, SpikeConv) and m.integer is not None for m in model.modules())
 
 
+def timesteps(model: nn.Module) -> int:
+    """The timesteps ``T`` a network's neurons run (1 without neurons)."""
+    return max((m.T for m in model.modules() if isinstance(m, SpikingNeuron)), default=1)
+
+
 def has_neurons(model: nn.Module) -> bool:
     return any(isinstance(m, SpikingNeuron) for m in model.modules())
 
