@@ -91,7 +91,7 @@ def _integer(inv: Invocation) -> int:
     worst = max(report.layers, key=lambda layer: layer.error_int8)
     say(f"{len(report.layers)} convs with integer weights (int8, {widths}); {report.neurons} integer neurons")
     say(f"largest int8 output error {worst.error_int8:.2%} ({worst.conv}; tolerance {s['tolerance']:.2%}, measured "
-        f"on {report.images} images at {s['imgsz']}); largest accumulator bound {max(l.bound for l in report.layers):,}")
+        f"on {report.images} images at {s['imgsz']}); largest accumulator bound {max(layer.bound for layer in report.layers):,}")
     say(f"saved {result.output} (spikedet verify {result.output} checks every runtime gives the same codes)")
     return 0
 

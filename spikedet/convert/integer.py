@@ -36,7 +36,7 @@ from spikedet.errors import SpikedetError
 from spikedet.io.integer_format import dequantized
 from spikedet.model.graph import Graph, trace_graph
 from spikedet.nn.conv import SpikeConv
-from spikedet.nn.integer import EXACT_BOUND, IntegerConv, image_codes
+from spikedet.nn.integer import EXACT_BOUND, IntegerConv
 from spikedet.nn.mode import is_converted, is_integer, set_spike_mode, timesteps
 from spikedet.snn.integer import IntegerNeuron
 from spikedet.snn.neurons import A2SNeuron, SpikingNeuron
@@ -234,8 +234,7 @@ def measure_errors(net: nn.Module, images: Tensor, quantized: dict[str, dict]) -
         conv = net.get_submodule(name)
 
         def hook(mod, args, y, name=name, q=q):
-            x = args[0]
-            x = image_codes(x).double() if isinstance(x, Tensor) else mod._combined_codes(x.terms(), torch.float64)
+            x = mod.integer_input(args[0])
             if q["input_zero"] is not None:
                 x = x - q["input_zero"].double().view(-1, 1, 1)
             w = q["weight"].double() * q["scale"].view(-1, 1, 1, 1)
@@ -324,7 +323,8 @@ def output_conv(graph: Graph, node_id: str) -> str:
 
 
 def conv_bound(q: dict, value_range: tuple[int, int], groups: int) -> int:
-    """The largest ``|acc|``: ``|bias| + sum |W| * max |x - zero|`` over each output channel."""
+    """``max_o (|bias[o]| + sum |W[o]| * max |x - zero|)``: bounds ``|acc|`` and every partial sum of it in any
+    order (``docs/integer-format.md`` section 7; the float32 paths rely on the latter)."""
     lo, hi = value_range
     w = q["weight"].long().abs().sum((2, 3))  # [C_out, C_in / groups]
     zero = q["input_zero"] if q["input_zero"] is not None else torch.zeros(w.shape[1] * groups, dtype=torch.long)
@@ -357,11 +357,9 @@ def integer_neuron(name: str, neuron: SpikingNeuron, scale_in: Tensor, bound: in
     f = cfg.fraction_bits
     real = scale_in * c.n * 2**f / sigma
     shift = _shift(real, bound)
-    leak_shift = 16
-    leak = (int(round(neuron.alpha * 2**leak_shift)), leak_shift)
-    while leak_shift > 0 and leak[0] % 2 == 0 and leak[0]:
-        leak_shift -= 1
-        leak = (leak[0] // 2, leak_shift)
+    # alpha = a / 2**s with the smallest s that makes it exact (0.25 -> 1 / 2**2), else rounded at s = 16
+    leak_shift = next((s for s in range(17) if float(neuron.alpha * 2**s).is_integer()), 16)
+    leak = (round(neuron.alpha * 2**leak_shift), leak_shift)
     multiplier = torch.round(real * 2**shift).long()
     check_membrane(name, neuron.T, bound, int(multiplier.abs().max()), shift, f, c.levels, leak)
     return IntegerNeuron("threshold", multiplier, shift, fraction_bits=f, levels=c.levels,

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from spikedet import integer_reference
-from spikedet.errors import SpikedetError
+from spikedet.errors import SpikedetError, first_line
 from spikedet.io.integer_format import graph_document
 from spikedet.nn.conv import SpikeConv
 from spikedet.nn.mode import is_integer
@@ -104,7 +104,7 @@ def torch_run(model: nn.Module, graph: dict, images: Tensor) -> tuple[dict[str, 
             raise SpikedetError(f"head output {output['name']} is not a conv of the model")
 
         def on_head(mod, args, name=output["name"], summed=node["op"] == "time_sum"):
-            acc = mod.integer.accumulate(mod.integer_input(args[0]), mod.stride, mod.padding, mod.groups)
+            acc = mod.integer_accumulators(args[0])
             if summed:
                 acc = acc.view(T, -1, *acc.shape[1:]).sum(0)
             heads[name] = acc.to(torch.int64).cpu().numpy()
@@ -173,7 +173,10 @@ def verify_integer(model: nn.Module, images: Tensor, names: list[str] | None = N
         graph, arrays = document
     batch = images.float().cpu()
     start = time.perf_counter()
-    result = integer_reference.run(graph, arrays, batch.numpy())
+    try:
+        result = integer_reference.run(graph, arrays, batch.numpy())
+    except ValueError as e:  # the reference refuses a malformed graph, naming the node
+        raise SpikedetError(f"the integer graph is not valid: {first_line(e)}") from None
     reference = (result.codes, result.outputs)
     report = IntegerVerification("numpy", [str(n) for n in (names or [])], int(images.shape[-1]),
                                  sum(v.size for v in result.codes.values()), sum(v.size for v in result.outputs.values()))

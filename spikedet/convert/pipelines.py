@@ -22,6 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
+from spikedet import integer_reference
 from spikedet.assets import resolve_weights
 from spikedet.convert import a2s
 from spikedet.convert.bitplane import require_spiking_neurons, spiking
@@ -30,11 +31,10 @@ from spikedet.convert.integer_verify import RUNTIMES, IntegerVerification, verif
 from spikedet.convert.onnx import OnnxCheck, check_onnx, export_onnx
 from spikedet.convert.verify import ConversionReport, convert_and_verify
 from spikedet.engine.device import select_device
-from spikedet import integer_reference
 from spikedet.errors import SpikedetError, first_line
 from spikedet.io.images import check_imgsz, load_batch, model_stride, sample_images
-from spikedet.io.outputs import output_file
 from spikedet.io.integer_format import graph_document
+from spikedet.io.outputs import output_file
 from spikedet.io.weights import load_model, save_model
 from spikedet.nn.mode import is_converted, is_integer
 

@@ -78,6 +78,10 @@ def graph_trains(graph: dict) -> tuple[list[dict], list[tuple]]:
     return points, keys
 
 
+def _code(node: dict) -> SpikeCode:
+    return SpikeCode(int(node["levels"]), float(node["n"]), int(node["zero"]), node["encoding"], node["rest"])
+
+
 def _apply(codes: torch.Tensor, ops: tuple) -> torch.Tensor:
     for op in ops:
         if op[0] == "maxpool":
@@ -106,10 +110,9 @@ class IntegerGraphSession:
         self.scales = {o["name"]: (arrays[o["scale"]].reshape(1, -1, 1, 1), int(o["divisor"])) for o in graph["outputs"]}
         points, self.keys = graph_trains(graph)
         neurons = {n["id"]: n for n in graph["nodes"] if n["op"] == "neuron"}
-        self.tables = {k: SpikeCode(int(neurons[k[0]]["levels"]), float(neurons[k[0]]["n"]), int(neurons[k[0]]["zero"]),
-                                    neurons[k[0]]["encoding"], neurons[k[0]]["rest"]).spike_table().numpy()
-                       for k in self.keys}
-        self.energy = GraphEnergy(model, imgsz, {"form": "counts", "points": points})
+        tables = {str(i): _code(neurons[key[0]]).spike_table().long().tolist() for i, key in enumerate(self.keys)}
+        # each distinct train's codes are counted as a float graph's "codes" outputs are (convert/onnx.spike_counts)
+        self.energy = GraphEnergy(model, imgsz, {"form": "codes", "tables": tables, "points": points})
 
     def decode(self, heads: dict[str, np.ndarray]) -> torch.Tensor:
         """``output0`` from the head accumulators: ``acc * scale`` in float32, then the head's own decode."""
@@ -124,16 +127,14 @@ class IntegerGraphSession:
             scores = torch.cat([values[n].view(b, head.nc, -1) for n in info["cls"]], -1)
             return head._inference({"boxes": boxes, "scores": scores, "feats": [values[n] for n in info["box"]]})
 
-    def counts(self, codes: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """``[spikes, silent elements, sum of codes]`` of each distinct train, in the order of ``keys``."""
+    def trains(self, codes: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The codes of each distinct train, in the order of ``keys`` (a neuron's codes, pooled or upsampled)."""
         out = []
         for key in self.keys:
-            q = torch.from_numpy(codes[key[0]])
+            q = codes[key[0]]
             if len(key) > 1:
-                q = _apply(q.double(), key[1:]).long()
-            table = self.tables[key]
-            histogram = torch.bincount(q.reshape(-1), minlength=len(table))[: len(table)].numpy()
-            out.append(np.array([histogram @ table, histogram[table == 0].sum(), histogram @ np.arange(len(table))]))
+                q = _apply(torch.from_numpy(q).double(), key[1:]).long().numpy()
+            out.append(q)
         return out
 
     def run(self, images: np.ndarray, constants: EnergyConstants | None = None) -> tuple[np.ndarray, EnergyReport]:
@@ -141,4 +142,4 @@ class IntegerGraphSession:
         values = dict(zip(self.names, self.session.run(None, {"images": images})))
         heads = {o["name"]: values[o["name"]] for o in self.graph["outputs"]}
         codes = {n[len("codes:"):]: v for n, v in values.items() if n.startswith("codes:")}
-        return self.decode(heads).numpy(), self.energy.report(self.counts(codes), constants)
+        return self.decode(heads).numpy(), self.energy.report(self.trains(codes), constants)

@@ -119,20 +119,25 @@ class SpikeConv(nn.Conv2d):
 
     def exact_forward(self, x) -> Tensor:
         """The integer model's conv: int accumulators of integer input (see :mod:`spikedet.nn.integer`)."""
+        return self.integer.hand_on(self.integer_accumulators(x))
+
+    def integer_accumulators(self, x) -> Tensor:
+        """The integer accumulators (float64, integer-valued) of this integer conv for its input ``x``."""
         state = self.integer
         if state is None:
             raise SpikedetError(f"{self.report_name or 'conv'}: the exact path needs an integer model")
-        acc = state.accumulate(self.integer_input(x), self.stride, self.padding, self.groups)
-        return state.hand_on(acc)
+        if isinstance(x, Tensor) and not state.image:
+            raise SpikedetError(f"{self.report_name or 'conv'}: the integer model got real values where it "
+                                "expects spike codes")
+        dtype = torch.float32 if state.float32_exact else torch.float64
+        return state.accumulate(self.integer_input(x, dtype), self.stride, self.padding, self.groups)
 
-    def integer_input(self, x) -> Tensor:
-        """The integers an integer conv reads (float64): the image as ``round(255 x)``, or the spike codes."""
+    def integer_input(self, x, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The integers a conv reads, in ``dtype``: the image (a tensor) as ``round(255 x)``, or the spike codes
+        (summed and concatenated as its trains arrive)."""
         if isinstance(x, Tensor):
-            if not self.integer.image:
-                raise SpikedetError(f"{self.report_name or 'conv'}: the integer model got real values where it "
-                                    "expects spike codes")
-            return image_codes(x)
-        return self._combined_codes(x.terms(), torch.float32 if self.integer.float32_exact else torch.float64)
+            return image_codes(x).to(dtype)
+        return self._combined_codes(x.terms(), dtype)
 
     # -- conversion state ---------------------------------------------------------------------------
     def set_spike_mode(self, path: SpikePath, name: str = "") -> None:

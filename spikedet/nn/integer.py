@@ -37,7 +37,8 @@ class IntegerConv:
         bias: int64 ``[C_out]`` in accumulator units.
         scale: float64 ``[C_out]``, the real value of one accumulator unit.
         input_zero: int64 ``[C_in]``, the code standing for 0 per input channel, or None (all 0).
-        bound: the proven largest ``|acc|`` over every input the model can see.
+        bound: ``max_o (|bias[o]| + sum |W[o]| * max |x - zero|)`` over every input the model can see: it bounds
+            ``|acc|`` and every partial sum of it, in any summation order.
         image: the conv reads the image (``round(255 x)``) rather than spike codes.
         output: ``accumulator`` (int values for the next neuron or add) or ``value`` (head convs:
             ``acc * scale`` in float32 for the float decode).
