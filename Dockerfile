@@ -15,6 +15,10 @@ FROM python:${PYTHON_VERSION}-slim
 # torch and torchvision as tested (Makefile's TORCH_SPEC), from the index of the wanted build (CPU by default)
 ARG TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# a package mirror where PyPI or PyTorch's index is out of reach (unset by default; pip reads them as they are):
+#   --build-arg PIP_EXTRA_INDEX_URL=http://mirror/simple --build-arg PIP_TRUSTED_HOST=mirror
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -33,7 +37,8 @@ COPY service ./service
 COPY models ./models
 COPY data ./data
 COPY weights ./weights
-RUN pip install . && rm -rf /src
+# the export extra (onnx, onnxruntime) brings SPIKEDET_BACKEND=onnxruntime, the fast path
+RUN pip install ".[export]" && rm -rf /src
 
 RUN useradd --create-home --uid 10001 spikedet
 USER 10001

@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/service_load.py [--weights W.safetensors] [--imgsz 320] [--image bus.jpg]
         [--concurrency 1,4,16] [--duration 10] [--max-concurrency 4] [--workers 1] [--torch-threads 0]
-        [--body multipart|raw] [--backend torch|onnxruntime] [--json]
+        [--body multipart|raw] [--backend torch|onnxruntime] [--twin FLOAT.safetensors|none] [--json]
 
 Without ``--weights`` it uses the default weights, or when none are installed the tiny random-init
 ``spikeyolo-t`` converted to spike mode (same pipeline, meaningless detections). Goal: service overhead
@@ -79,34 +79,79 @@ class RawModel:
 
 
 class RawOnnx:
-    """The plain exported graph (``output0`` only, no spike counts) run by ONNX Runtime on the already
-    letterboxed image: what the ONNX Runtime backend is measured against (``session.run`` only)."""
+    """The model on ONNX Runtime without the service and without energy, on the already letterboxed image: an
+    integer model's plain graph (no codes returned) and its head decode to ``output0``; a float model's plain
+    export (``output0`` only). What the ONNX Runtime backend is measured against. ``graph_ms`` keeps the
+    ``session.run`` part alone."""
 
     def __init__(self, weights: Path, image_bytes: bytes, imgsz: int, threads: int, folder: str):
         import onnxruntime as ort
         from ultralytics.data.augment import LetterBox
 
+        from spikedet.convert.integer_onnx import export_integer_onnx
         from spikedet.convert.onnx import export_onnx
         from spikedet.detector import Detector
+        from spikedet.io.integer_format import graph_document
+        from spikedet.measure.integer_session import IntegerGraphSession
+        from spikedet.nn.mode import is_integer
         from spikedet.service.images import decode
 
         detector = Detector(weights, imgsz=imgsz)
-        path = export_onnx(detector.module, Path(folder) / "plain.onnx", imgsz=imgsz)
+        self.decoder = None
+        if is_integer(detector.module):
+            graph, tensors = graph_document(detector.module)
+            path = export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, Path(folder) / "plain.onnx")
+            self.decoder = IntegerGraphSession(detector.module, imgsz, folder)  # its decode only
+            self.label = "raw ONNX Runtime model (integer graph + head decode to output0, in process)"
+        else:
+            path = export_onnx(detector.module, Path(folder) / "plain.onnx", imgsz=imgsz)
+            self.label = "raw ONNX Runtime model (plain graph, session.run, in process)"
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in self.session.get_outputs()]
         boxed = LetterBox((imgsz, imgsz), auto=False, stride=detector.stride)(image=decode(image_bytes, 10**9))
         self.x = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        self.threads = threads
+        self.graph_ms: list[float] = []
+        for _ in range(3):
+            self.once()
+        self.graph_ms.clear()
+
+    def once(self) -> float:
+        t0 = time.perf_counter()
+        outputs = self.session.run(None, {"images": self.x})
+        self.graph_ms.append((time.perf_counter() - t0) * 1e3)
+        if self.decoder is not None:
+            self.decoder.decode(dict(zip(self.names, outputs)))
+        return (time.perf_counter() - t0) * 1e3
+
+
+class AnnTwin:
+    """The float ANN twin in PyTorch (every neuron replaced by the activation it stands for), forward pass only
+    on the same letterboxed image, same threads: the network the spiking model is compared with."""
+
+    def __init__(self, weights: Path, imgsz: int, threads: int):
+        import torch
+
+        from benchmarks.inference import ann_twin
+        from spikedet.io.weights import load_model
+
+        model = load_model(weights).float().eval()
+        model.reparameterize()
+        self.model, self.torch = ann_twin(model), torch
+        self.x = torch.zeros(1, 3, imgsz, imgsz)
+        self.label = f"PyTorch float ANN twin ({weights.name}, forward only, {imgsz}x{imgsz})"
+        torch.set_num_threads(threads)
         self.threads = threads
         for _ in range(3):
             self.once()
 
-    label = "raw ONNX Runtime model (plain graph, session.run, in process)"
-
     def once(self) -> float:
-        t0 = time.perf_counter()
-        self.session.run(None, {"images": self.x})
-        return (time.perf_counter() - t0) * 1e3
+        with self.torch.inference_mode():
+            t0 = time.perf_counter()
+            self.model(self.x)
+            return (time.perf_counter() - t0) * 1e3
 
 
 def post(client: httpx.Client, image_bytes: bytes, imgsz: int, body: str) -> httpx.Response:
@@ -123,16 +168,17 @@ def summary(run: str, concurrency: int, latencies: list[float], elapsed: float, 
             "mean": statistics.fmean(latencies) if latencies else float("nan"), "busy_503": 0, "errors": 0, **extra}
 
 
-def paired(url: str, raw: RawModel, image_bytes: bytes, imgsz: int, seconds: float, body: str) -> tuple[dict, dict]:
-    """One client, alternating a raw Detector.detect and one request to the service, so that both see the
-    same machine (this one is shared): the raw row and the service row at concurrency 1."""
-    raw_ms, service_ms, errors = [], [], []
-    raw_time = service_time = 0.0
+def paired(url: str, raws: list, image_bytes: bytes, imgsz: int, seconds: float, body: str) -> tuple[list[dict], dict]:
+    """One client, alternating each raw model and one request to the service, so that all see the same
+    machine (this one is shared): the raw rows and the service row at concurrency 1."""
+    raw_ms: list[list[float]] = [[] for _ in raws]
+    service_ms, errors = [], []
+    service_time = 0.0
     with httpx.Client(base_url=url, timeout=120) as client:
         start = time.perf_counter()
-        while time.perf_counter() - start < seconds or len(raw_ms) < 5:
-            raw_ms.append(raw.once())
-            raw_time += raw_ms[-1] / 1e3
+        while time.perf_counter() - start < seconds or len(service_ms) < 5:
+            for raw, samples in zip(raws, raw_ms):
+                samples.append(raw.once())
             t0 = time.perf_counter()
             try:
                 r = post(client, image_bytes, imgsz, body)
@@ -143,11 +189,12 @@ def paired(url: str, raw: RawModel, image_bytes: bytes, imgsz: int, seconds: flo
             elapsed = time.perf_counter() - t0
             service_time += elapsed
             (service_ms if ok else errors).append(elapsed * 1e3 if ok else kind)
-    raw_row = summary(raw.label, 1, raw_ms, raw_time,
-                      peak_rss_mb=psutil.Process().memory_info().rss / 2**20, torch_threads=raw.threads)
+    raw_rows = [summary(raw.label, 1, samples, sum(samples) / 1e3,
+                        peak_rss_mb=psutil.Process().memory_info().rss / 2**20, torch_threads=raw.threads)
+                for raw, samples in zip(raws, raw_ms)]
     service_row = summary(f"service ({body}), alternating with the raw model", 1, service_ms, service_time,
                           errors=len(errors), error_kinds=sorted({str(e) for e in errors}), busy_without_retry_after=0)
-    return raw_row, service_row
+    return raw_rows, service_row
 
 
 class PeakRSS:
@@ -249,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="server's SPIKEDET_BACKEND; onnxruntime: the raw row is the plain graph on ONNX Runtime")
     parser.add_argument("--backoff", type=float, default=None,
                         help="seconds a client waits after a 503 (default: the server's Retry-After)")
+    parser.add_argument("--twin", default="",
+                        help="float weights whose ANN twin is timed beside the raw model (default: the shipped "
+                             "yolov5n-a2s.safetensors when the default weights are used; 'none' to skip)")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args(argv)
 
@@ -276,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     exports = tempfile.TemporaryDirectory(prefix="spikedet-bench-") if args.backend == "onnxruntime" else None
     raw = (RawOnnx(weights, image_bytes, args.imgsz, threads, exports.name) if exports is not None
            else RawModel(weights, image_bytes, args.imgsz, threads))
+    raws = [raw]
+    twin = args.twin or ("" if args.weights else "yolov5n-a2s.safetensors")
+    if twin and twin != "none":
+        from spikedet.io.weights import resolve
+
+        raws.append(AnnTwin(Path(resolve(twin, allow_pickle=False)), args.imgsz, threads))
     env = {"SPIKEDET_MAX_CONCURRENCY": str(args.max_concurrency), "SPIKEDET_WORKERS": str(args.workers),
            "SPIKEDET_BACKEND": args.backend,
            "SPIKEDET_TORCH_THREADS": str(args.torch_threads), "SPIKEDET_IMGSZ": str(args.imgsz),
@@ -288,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             for c in levels:
                 sampler.reset()
                 if c == 1:
-                    raw_row, row = paired(url, raw, image_bytes, args.imgsz, args.duration, args.body)
-                    rows.insert(0, raw_row)
+                    raw_rows, row = paired(url, raws, image_bytes, args.imgsz, args.duration, args.body)
+                    rows[:0] = raw_rows
                 else:
                     row = load(url, image_bytes, args.imgsz, c, args.duration, args.body, args.backoff)
                 row["peak_rss_mb"] = sampler.peak / 2**20
@@ -308,6 +364,14 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "meets" if over_p50 <= 15 else "MISSES"
         print(f"\nservice overhead at 1 client: {over_p50:+.1f} % (p50), {over_mean:+.1f} % (mean) over the raw model: "
               f"{verdict} the <= 15 % goal")
+        if getattr(raw, "graph_ms", None):
+            graph = percentile(raw.graph_ms, 50)
+            print(f"the service is {one['p50'] / graph:.2f}x the graph's session.run alone (p50 {graph:.1f} ms)")
+        twin_row = next((r for r in rows if r["run"].startswith("PyTorch float ANN twin")), None)
+        if twin_row is not None:
+            ratio = one["p50"] / twin_row["p50"]
+            print(f"service (detect + energy over HTTP) / ANN twin forward: {ratio:.2f}x (p50): "
+                  f"{'meets' if ratio < 1 else 'MISSES'} the below-the-twin goal")
     bad = [r for r in rows if r["errors"] or r.get("busy_without_retry_after")]
     print("errors other than designed 503s: " + ("none" if not bad else
           "; ".join(f"{r['concurrency']} clients: {r['errors']} {r['error_kinds']}" for r in bad)))

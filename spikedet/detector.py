@@ -14,6 +14,7 @@ of an image live in :mod:`spikedet.engine.results` (``predict`` and ``energy`` u
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import threading
 import time
@@ -31,8 +32,6 @@ from spikedet.errors import SpikedetError
 from spikedet.io.images import check_imgsz, letterbox_tensor, model_stride
 from spikedet.io.weights import resolve
 from spikedet.measure import energy
-from spikedet.measure.graph_energy import GraphSession
-from spikedet.measure.integer_session import IntegerGraphSession
 from spikedet.model.detection import describe_model
 from spikedet.nn.mode import is_integer
 
@@ -89,6 +88,10 @@ class Detector:
         self.device = str(select_device(device))
         if backend == "onnxruntime" and (self.device != "cpu" or counting != "auto"):
             raise SpikedetError("backend=onnxruntime runs on the CPU with counting=auto")
+        if backend == "onnxruntime":
+            missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+            if missing:
+                raise SpikedetError(f"backend=onnxruntime needs {' and '.join(missing)}: pip install 'spikedet[export]'")
         self.backend = backend
         self.counting = counting
         self.constants = constants or energy.EnergyConstants()
@@ -100,7 +103,7 @@ class Detector:
         self.names = dict(self.module.names)
         self._lock = threading.Lock()
         self._info = {**describe_model(self.module, self.weights), "backend": backend}
-        self._sessions: dict[int, GraphSession] = {}
+        self._sessions: dict = {}  # image size -> GraphSession or IntegerGraphSession
         self._exports = tempfile.TemporaryDirectory(prefix="spikedet-onnx-") if backend == "onnxruntime" else None
 
     def info(self) -> dict:
@@ -134,6 +137,9 @@ class Detector:
         from ultralytics.engine.results import Results
         from ultralytics.utils.nms import non_max_suppression
         from ultralytics.utils.ops import scale_boxes
+
+        from spikedet.measure.graph_energy import GraphSession  # ONNX only here: the base install has none
+        from spikedet.measure.integer_session import IntegerGraphSession
 
         if size not in self._sessions:  # exported once per image size (a fixed-size graph)
             session_class = IntegerGraphSession if is_integer(self.module) else GraphSession

@@ -98,6 +98,8 @@ class _Exporter:
         self.T = int(graph.get("T", 1))
         self.values: dict[str, Value] = {}
         self.codes: list[tuple[str, Value]] = []
+        self.pools: list[tuple[str, Value]] = []  # maxpooled codes: trains of their own (``codes="trains"``)
+        self.offsets: dict[str, int] = {}  # ``codes="trains"``: code = stored value + offset, per output
         self.choices: dict[str, str] = {}  # conv id -> "float32" | "integer"; neuron id -> "float64" | "integer"
 
     def input(self, spec: dict) -> Value:
@@ -396,6 +398,8 @@ class _Exporter:
                 value = getattr(self, op)(node, xs[0])
                 if op == "neuron":
                     self.codes.append((nid, value))
+                elif op == "maxpool":
+                    self.pools.append((nid, value))
             elif op == "concat":
                 value = self.concat(node, xs)
             else:
@@ -408,20 +412,40 @@ class _Exporter:
             self.b.scope = f"output:{out['name']}"
             t = self.b.plain(self.values[out["id"]])
             outputs.append((_field(out, "name"), self.b.cast(t, wide(t.lo, t.hi))))
+        if codes == "trains":
+            for nid, value in self.codes + self.pools:
+                self.b.scope = f"codes:{nid}"
+                outputs.append((f"codes:{nid}", self.stored(nid, value)))
+            return outputs
         for nid, value in self.codes if codes else []:
             self.b.scope = f"codes:{nid}"
             q = self.b.plain(value)
             outputs.append((f"codes:{nid}", self.b.cast(q, INT16 if fits(q.lo, q.hi, INT16) else INT32)))
         return outputs
 
+    def stored(self, nid: str, value: Value) -> Term:
+        """A train's codes as the graph already holds them, ``codes - offset`` (bytes, int16 or float32 holding
+        integers: no op, nothing copied), else materialized in the narrowest integer type; ``self.offsets[nid]``
+        is the offset."""
+        term, offsets = value.single, {int(o) for o in value.offset}
+        if term is not None and len(offsets) == 1 and term.dtype in (UINT8, INT8, INT16, FLOAT):
+            self.offsets[nid] = offsets.pop()
+            return self.b.made(term)
+        self.offsets[nid] = 0
+        q = self.b.plain(value)
+        return self.b.cast(q, next((d for d in (UINT8, INT8, INT16) if fits(q.lo, q.hi, d)), INT32))
 
-def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, codes: bool = False,
+
+def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, codes: bool | str = False,
                         convs: str = "auto", opset: int = 21) -> Path:
     """Write the integer graph as an ONNX model and return its path.
 
     Input ``images``: float32 ``[B, 3, H, W]`` in [0, 1] (any B, H, W). Outputs: every graph output by its name
     (int32 where its range allows, else int64), then with ``codes`` every neuron's codes as ``codes:<node id>``
-    (int16), in graph order. ``convs``: ``"auto"`` emits a float32 Conv where the conv's proven bound makes it
+    (int16), in graph order. ``codes="trains"``: instead, every spike train a conv may read, for energy
+    accounting: each neuron's codes and each max-pooled copy of them (``codes:<node id>``), as the graph holds
+    them (one byte, no copy, where it can) with the metadata's ``offset`` to add and ``lo``/``hi`` the stored
+    range. ``convs``: ``"auto"`` emits a float32 Conv where the conv's proven bound makes it
     exact, else ConvInteger; ``"integer"`` emits ConvInteger only. The metadata key :data:`METADATA_KEY`
     describes the outputs and, under ``"convs"``, the choice made for each conv and neuron (JSON).
     """
@@ -429,6 +453,8 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
         raise SpikedetError(f"opset {opset} is too old: the integer model needs 18 or later (Split, BitwiseAnd)")
     if convs not in CONVS:
         raise SpikedetError(f"convs={convs!r}: choose {' or '.join(CONVS)}")
+    if codes not in (False, True, "trains"):
+        raise SpikedetError(f"codes={codes!r}: choose False, True or 'trains'")
     exporter = _Exporter(graph, tensors, convs)
     outputs = exporter.run(codes)
     b = exporter.b
@@ -448,7 +474,10 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
     def describe(name: str, term: Term) -> dict:
         """An output in the metadata: real value = acc * scale[c] / divisor; or a neuron's codes."""
         if name not in by_name:
-            return {"name": name, "dtype": NUMPY[term.dtype].__name__, "codes": name.removeprefix("codes:")}
+            nid = name.removeprefix("codes:")
+            stored = {"offset": exporter.offsets[nid], "lo": int(min(term.lo)), "hi": int(max(term.hi))} \
+                if nid in exporter.offsets else {}
+            return {"name": name, "dtype": NUMPY[term.dtype].__name__, "codes": nid, **stored}
         out = by_name[name]
         scale = tensors.get(out.get("scale")) if isinstance(out.get("scale"), str) else None
         return {"name": name, "dtype": NUMPY[term.dtype].__name__, "id": out["id"],

@@ -167,6 +167,11 @@ class Builder:
         self._casts[key] = Term(name, dtype, term.lo, term.hi)
         return self._casts[key]
 
+    def made(self, term: Term) -> Term:
+        """``term``, or the one-byte copy of it that a reader already made (a float32 lookup that only int8 readers
+        use is never computed: reading the copy keeps it so)."""
+        return next((self._casts[(term.name, d)] for d in (INT8, UINT8) if (term.name, d) in self._casts), term)
+
     def integral(self, term: Term) -> Term:
         """The term in an integer type: a float term as the narrowest of uint8, int8, int32 that holds it."""
         if term.dtype != FLOAT:

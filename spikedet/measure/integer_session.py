@@ -10,12 +10,15 @@ at channel offsets, ``add`` sums trains into the same channels); each train is c
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from spikedet.convert.integer_onnx import export_integer_onnx
+from spikedet.convert.integer_onnx import METADATA_KEY, export_integer_onnx
+from spikedet.convert.onnx import code_histogram, histogram_counts
 from spikedet.errors import SpikedetError
 from spikedet.io.integer_format import graph_document
 from spikedet.measure.costs import EnergyConstants
@@ -24,9 +27,11 @@ from spikedet.measure.report import EnergyReport
 from spikedet.snn.code import SpikeCode
 
 
-def graph_trains(graph: dict) -> tuple[list[dict], list[tuple]]:
+def graph_trains(graph: dict) -> tuple[list[dict], list[tuple[str, int]]]:
     """The energy points of the graph's convs (per conv, in call order, each train it reads) and the distinct
-    trains they name: ``(neuron id, (op, parameter)...)``, the ops applied to the neuron's codes on the way."""
+    trains they name: ``(source node id, repeat)``. A source is a neuron or a max-pool of codes (the graph
+    computes both); ``repeat`` is how many times nearest upsampling copies each of its elements on the way
+    (``scale**2`` per upsample), so the train's counts are the source's times ``repeat``."""
     nodes = {n["id"]: n for n in graph["nodes"]}
     channels: dict[str, int] = {}
     for n in graph["nodes"]:  # channel counts of every node
@@ -37,33 +42,39 @@ def graph_trains(graph: dict) -> tuple[list[dict], list[tuple]]:
         elif n["op"] != "input":
             channels[n["id"]] = channels[n["inputs"][0]]
 
-    def trains(node_id: str, offset: int, ops: tuple) -> list[tuple[tuple, int]]:
+    def trains(node_id: str, offset: int, repeat: int) -> list[tuple[tuple[str, int], int]]:
         node = nodes[node_id]
-        if node["op"] == "neuron":
-            return [((node_id, *ops), offset)]
+        if node["op"] in ("neuron", "maxpool"):
+            neuron_of(node_id)  # a max-pool of anything but codes is not a train
+            return [((node_id, repeat), offset)]
         if node["op"] == "concat":
             out = []
             for i in node["inputs"]:
-                out += trains(i, offset, ops)
+                out += trains(i, offset, repeat)
                 offset += channels[i]
             return out
         if node["op"] == "add":
-            return [t for i in node["inputs"] for t in trains(i, offset, ops)]
-        if node["op"] == "maxpool":
-            return trains(node["inputs"][0], offset, ((("maxpool", node["kernel"], node["stride"], node["padding"]),)
-                                                      + ops))
+            return [t for i in node["inputs"] for t in trains(i, offset, repeat)]
         if node["op"] == "upsample":
-            return trains(node["inputs"][0], offset, (("upsample", node["scale"]),) + ops)
+            return trains(node["inputs"][0], offset, repeat * int(node["scale"]) ** 2)
         raise SpikedetError(f"{node_id}: a conv reads {node['op']} output, not spike codes")
 
-    keys: list[tuple] = []
+    def neuron_of(node_id: str) -> dict:
+        node = nodes[node_id]
+        while node["op"] in ("maxpool", "upsample"):
+            node = nodes[node["inputs"][0]]
+        if node["op"] != "neuron":
+            raise SpikedetError(f"{node_id}: a conv reads a max-pool of {node['op']} output, not spike codes")
+        return node
+
+    keys: list[tuple[str, int]] = []
     points: list[dict] = []
     record = 0
     for n in graph["nodes"]:
         if n["op"] != "conv":
             continue
         if n["inputs"] != ["input"]:
-            terms = trains(n["inputs"][0], 0, ())
+            terms = trains(n["inputs"][0], 0, 1)
             shared = {off for i, (_, off) in enumerate(terms) if any(o == off for _, o in terms[:i])}
             for key, off in terms:
                 if key not in keys:
@@ -71,24 +82,24 @@ def graph_trains(graph: dict) -> tuple[list[dict], list[tuple]]:
                 points.append({"kind": "conv", "record": record, "output": keys.index(key), "alone": off not in shared})
         record += 1
     for i, n in enumerate(x for x in graph["nodes"] if x["op"] == "neuron"):
-        key = (n["id"],)
+        key = (n["id"], 1)
         if key not in keys:
             keys.append(key)
         points.append({"kind": "neuron", "record": i, "output": keys.index(key)})
     return points, keys
 
 
+def source_neuron(graph: dict, node_id: str) -> dict:
+    """The neuron whose codes a train source (a neuron or a max-pool of its codes) holds."""
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    node = nodes[node_id]
+    while node["op"] != "neuron":
+        node = nodes[node["inputs"][0]]
+    return node
+
+
 def _code(node: dict) -> SpikeCode:
     return SpikeCode(int(node["levels"]), float(node["n"]), int(node["zero"]), node["encoding"], node["rest"])
-
-
-def _apply(codes: torch.Tensor, ops: tuple) -> torch.Tensor:
-    for op in ops:
-        if op[0] == "maxpool":
-            codes = F.max_pool2d(codes, op[1], op[2], op[3])
-        else:
-            codes = F.interpolate(codes, scale_factor=op[1], mode="nearest")
-    return codes
 
 
 class IntegerGraphSession:
@@ -100,7 +111,7 @@ class IntegerGraphSession:
 
         graph, tensors = graph_document(model)
         arrays = {k: v.cpu().numpy() for k, v in tensors.items()}
-        self.path = export_integer_onnx(graph, arrays, f"{folder}/integer-{imgsz}.onnx", codes=True)
+        self.path = export_integer_onnx(graph, arrays, f"{folder}/integer-{imgsz}.onnx", codes="trains")
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -109,15 +120,34 @@ class IntegerGraphSession:
         self.graph, self.head = graph, model.model[-1]
         self.scales = {o["name"]: (arrays[o["scale"]].reshape(1, -1, 1, 1), int(o["divisor"])) for o in graph["outputs"]}
         points, self.keys = graph_trains(graph)
-        neurons = {n["id"]: n for n in graph["nodes"] if n["op"] == "neuron"}
-        tables = {str(i): _code(neurons[key[0]]).spike_table().long().tolist() for i, key in enumerate(self.keys)}
-        # each distinct train's codes are counted as a float graph's "codes" outputs are (convert/onnx.spike_counts)
-        self.energy = GraphEnergy(model, imgsz, {"form": "codes", "tables": tables, "points": points})
+        meta = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+        stored = {o["codes"]: o for o in meta["outputs"] if "codes" in o}
+        self.sources: dict[str, tuple] = {}
+        for source, _ in self.keys:  # per source: its output, stored range, the code of each bin, spikes per bin
+            spec, code = stored[source], _code(source_neuron(graph, source))
+            bins = np.arange(spec["lo"], spec["hi"] + 1, dtype=np.int64) + spec["offset"]
+            valid = (bins >= 0) & (bins <= code.levels)
+            spikes = np.zeros(len(bins), dtype=np.int64)
+            spikes[valid] = code.spike_table().long().numpy()[bins[valid]]
+            self.sources[source] = (f"codes:{source}", spec["lo"], spec["hi"], bins, spikes, valid)
+        self.energy = GraphEnergy(model, imgsz, {"form": "counts", "points": points})
+        self._counter = ThreadPoolExecutor(1, thread_name_prefix="spikedet-counts")
+        self._real: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # decode buffers (runs are serialised)
 
     def decode(self, heads: dict[str, np.ndarray]) -> torch.Tensor:
-        """``output0`` from the head accumulators: ``acc * scale`` in float32, then the head's own decode."""
-        values = {name: torch.from_numpy((acc.astype(np.float64) * scale / divisor).astype(np.float32))
-                  for name, acc in heads.items() for scale, divisor in [self.scales[name]]}
+        """``output0`` from the head accumulators: ``acc * scale / divisor`` in float64, rounded to float32, then
+        the head's own decode (the values the PyTorch path decodes)."""
+        values = {}
+        for name, acc in heads.items():
+            scale, divisor = self.scales[name]
+            if name not in self._real or self._real[name][0].shape != acc.shape:  # reused: no page faults per image
+                self._real[name] = np.empty(acc.shape, np.float64), np.empty(acc.shape, np.float32)
+            real, single = self._real[name]
+            np.copyto(real, acc)  # exact: accumulators are below 2**53
+            np.multiply(real, scale, out=real)  # the same two roundings as acc * scale / divisor
+            np.divide(real, divisor, out=real)
+            np.copyto(single, real, casting="same_kind")
+            values[name] = torch.from_numpy(single)
         head, info = self.head, self.graph["head"]
         with torch.no_grad():
             if info["type"] == "V5Detect":
@@ -127,19 +157,26 @@ class IntegerGraphSession:
             scores = torch.cat([values[n].view(b, head.nc, -1) for n in info["cls"]], -1)
             return head._inference({"boxes": boxes, "scores": scores, "feats": [values[n] for n in info["box"]]})
 
-    def trains(self, codes: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The codes of each distinct train, in the order of ``keys`` (a neuron's codes, pooled or upsampled)."""
+    def counts(self, values: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """``[spikes, silent, sum of codes]`` of each distinct train, in the order of ``keys``: one histogram
+        per source (a neuron's codes or a max-pool of them), times the copies upsampling makes of each."""
+        per_source: dict[str, np.ndarray] = {}
         out = []
-        for key in self.keys:
-            q = codes[key[0]]
-            if len(key) > 1:
-                q = _apply(torch.from_numpy(q).double(), key[1:]).long().numpy()
-            out.append(q)
+        for source, repeat in self.keys:
+            if source not in per_source:
+                name, lo, hi, bins, spikes, valid = self.sources[source]
+                histogram = code_histogram(values[name], lo, hi)
+                if histogram[~valid].any():
+                    raise SpikedetError(f"{source}: the graph returned codes outside 0..L")
+                per_source[source] = histogram_counts(histogram, bins, spikes)
+            out.append(per_source[source] * repeat)
         return out
 
     def run(self, images: np.ndarray, constants: EnergyConstants | None = None) -> tuple[np.ndarray, EnergyReport]:
         """``images``: float32 ``[1, 3, H, W]`` in 0..1 (RGB)."""
         values = dict(zip(self.names, self.session.run(None, {"images": images})))
         heads = {o["name"]: values[o["name"]] for o in self.graph["outputs"]}
-        codes = {n[len("codes:"):]: v for n, v in values.items() if n.startswith("codes:")}
-        return self.decode(heads).numpy(), self.energy.report(self.trains(codes), constants)
+        # count on a second thread while this one decodes (both release the GIL: OpenCV, numpy casts, torch)
+        counting = self._counter.submit(self.counts, values)
+        output0 = self.decode(heads).numpy()
+        return output0, self.energy.report(counting.result(), constants)

@@ -22,12 +22,17 @@ def integer_a2s():
     return to_integer(load_model(asset_dir("weights") / "yolov5n-a2s.safetensors"), image)[0], image
 
 
-def integer_spikeyolo():
+def integer_spikeyolo(neuron: dict | None = None):
     image = torch.randint(0, 256, (1, 3, 64, 64), generator=torch.Generator().manual_seed(0)) / 255
-    return to_integer(spikeyolo_t({"type": "IBRALIF", "D": 5.11, "N": 100, "T": 1}), image)[0], image
+    return to_integer(spikeyolo_t(neuron or {"type": "IBRALIF", "D": 5.11, "N": 100, "T": 1}), image)[0], image
 
 
-@pytest.mark.parametrize("make", [integer_a2s, integer_spikeyolo], ids=["a2s", "spikeyolo"])
+def integer_spikeyolo_ilif_t2():  # a membrane over timesteps: codes the graph materializes itself
+    return integer_spikeyolo({"type": "ILIF", "D": 4, "T": 2})
+
+
+@pytest.mark.parametrize("make", [integer_a2s, integer_spikeyolo, integer_spikeyolo_ilif_t2],
+                         ids=["a2s", "spikeyolo", "spikeyolo-ilif-T2"])
 def test_onnxruntime_gives_the_pytorch_detections_and_energy_of_an_integer_model(make, tmp_path):
     from spikedet.measure.integer_session import IntegerGraphSession
 
@@ -37,8 +42,17 @@ def test_onnxruntime_gives_the_pytorch_detections_and_energy_of_an_integer_model
     torch_report = recorder.reports()[0].to_dict(layers=True)
     session = IntegerGraphSession(model, image.shape[-1], tmp_path)
     output0, report = session.run(image.numpy())
-    assert np.array_equal(output0, expected.numpy())  # same accumulators, same float decode
+    if make is integer_spikeyolo_ilif_t2:
+        # known gap: over T > 1 PyTorch averages the head's float32 values per timestep, the graph (and its spec)
+        # scales the exact sum of accumulators; the accumulators agree, the decoded floats by a few ulp
+        np.testing.assert_allclose(output0, expected.numpy(), rtol=1e-5, atol=1e-4)
+    else:
+        assert np.array_equal(output0, expected.numpy())  # same accumulators, same float decode
     onnx_report = report.to_dict(layers=True)
     assert onnx_report["spikes"] == torch_report["spikes"] > 0
     assert onnx_report["snn_mJ"] == pytest.approx(torch_report["snn_mJ"], rel=1e-12)
     assert [layer["spikes"] for layer in onnx_report["layers"]] == [layer["spikes"] for layer in torch_report["layers"]]
+    # every count the report is built from: silent elements (sparsity), neuron spikes, code sums through the models
+    assert onnx_report["layers"] == torch_report["layers"]
+    assert onnx_report["neurons"] == torch_report["neurons"]
+    assert onnx_report["activation_sparsity"] == torch_report["activation_sparsity"]

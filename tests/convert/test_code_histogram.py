@@ -1,0 +1,53 @@
+"""code_histogram (convert/onnx.py), the count behind every ONNX Runtime energy report: equal to numpy's bincount
+for each stored form a graph returns codes in, and loud about a value outside the stated range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spikedet.convert.onnx import code_histogram, histogram_counts
+from spikedet.errors import SpikedetError
+
+
+def reference(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.bincount(values.astype(np.int64).reshape(-1) - lo, minlength=hi - lo + 1)
+
+
+@pytest.mark.parametrize(("dtype", "lo", "hi"), [
+    (np.uint8, 0, 255), (np.uint8, 3, 40), (np.int8, -64, 64), (np.int8, -128, 127),
+    (np.int16, 0, 1136), (np.int16, -6, 383), (np.int16, -32768, 32767),
+    (np.float32, -6, 1130), (np.float32, -64, 25), (np.int32, -5, 70000),
+], ids=lambda v: getattr(v, "__name__", str(v)))
+def test_the_histogram_equals_numpys_bincount_in_every_stored_form(dtype, lo, hi):
+    rng = np.random.default_rng(0)
+    values = rng.integers(lo, hi + 1, size=(2, 3, 37, 41)).astype(dtype)
+    values.reshape(-1)[:2] = (lo, hi)  # both ends are inside the range
+    counts = code_histogram(values, lo, hi)
+    assert counts.dtype == np.int64 and len(counts) == hi - lo + 1
+    assert np.array_equal(counts, reference(values, lo, hi))
+
+
+def test_the_input_is_left_as_it_was():
+    values = np.array([[-6, 0, 5], [7, -6, 383]], dtype=np.float32)
+    kept = values.copy()
+    code_histogram(values, -6, 383)
+    code_histogram(kept.astype(np.int16), -6, 383)
+    assert np.array_equal(values, kept)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.float32, np.int64])
+def test_a_value_outside_the_range_is_an_error_not_dropped(dtype):
+    values = np.array([0, 1, 2, 9], dtype=dtype)
+    with pytest.raises(SpikedetError, match="outside their range"):
+        code_histogram(values, 0, 5)
+
+
+def test_train_counts_come_from_the_histogram_and_the_spike_table():
+    codes = np.arange(4, 10)  # the code of each bin: stored value + offset
+    histogram = np.array([1, 0, 2, 3, 0, 4])
+    spikes_of_bin = np.array([0, 0, 0, 1, 1, 2])
+    spikes, silent, code_sum = histogram_counts(histogram, codes, spikes_of_bin)
+    assert spikes == 3 * 1 + 4 * 2
+    assert silent == 1 + 0 + 2  # elements whose code sends no spike
+    assert code_sum == 4 * 1 + 6 * 2 + 7 * 3 + 9 * 4
