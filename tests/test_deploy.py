@@ -18,6 +18,7 @@ def test_dockerfile_serves_on_its_port_with_a_readyz_health_check():
     assert "SPIKEDET_HOST=0.0.0.0" in text and "SPIKEDET_PORT=8000" in text and "EXPOSE 8000" in text
     assert re.search(r'^CMD \["spikedet", "serve"\]', text, flags=re.MULTILINE)
     assert re.search(r"^USER \d+", text, flags=re.MULTILINE)  # not root
+    assert re.search(r'^RUN pip install "\.\[export\]"', text, flags=re.MULTILINE)  # SPIKEDET_BACKEND=onnxruntime works
     for folder in re.findall(r"^COPY (\S+) \./", text, flags=re.MULTILINE):
         assert (ROOT / folder).exists(), folder
 
