@@ -190,11 +190,21 @@ class V5Detect(Detect):
         raw = {"feats": list(x), "preds": preds}
         if self.training:
             return raw
-        y = torch.cat([self.decode_level(p, i) for i, p in enumerate(preds)], dim=-1)
+        y = self.decode(preds)
         return y if self.export else (y, raw)
 
-    def decode_level(self, p: Tensor, i: int) -> Tensor:
-        """One level's conv output ``[B, na*(5+nc), H, W]`` -> ``[B, 4 + nc, na*H*W]`` (xywh pixels, scores)."""
+    def decode(self, preds: list[Tensor]) -> Tensor:
+        """Every level's conv output -> ``[B, 4 + nc, sum of na*H*W]`` (xywh pixels, scores), each level written
+        in place into its columns of one tensor (no concatenation, no transposed copy)."""
+        sizes = [self.na * p.shape[2] * p.shape[3] for p in preds]
+        out = preds[0].new_empty(preds[0].shape[0], 4 + self.nc, sum(sizes))
+        for i, (p, columns) in enumerate(zip(preds, out.split(sizes, dim=2))):
+            self.decode_level(p, i, columns)
+        return out
+
+    def decode_level(self, p: Tensor, i: int, out: Tensor | None = None) -> Tensor:
+        """One level's conv output ``[B, na*(5+nc), H, W]`` -> ``[B, 4 + nc, na*H*W]`` (xywh pixels, scores), into
+        ``out`` when given (columns of a larger tensor)."""
         b, _, h, w = p.shape
         s = p.view(b, self.na, self.no, h, w).sigmoid()
         ys, xs = torch.meshgrid(
@@ -203,11 +213,13 @@ class V5Detect(Detect):
         grid = torch.stack((xs, ys)).view(1, 1, 2, h, w)
         stride = self.stride[i].to(device=p.device, dtype=s.dtype)
         anchor = self.anchor_px[i].to(s.dtype).view(1, self.na, 2, 1, 1)
-        xy = (s[:, :, 0:2] * 2 - 0.5 + grid) * stride
-        wh = (s[:, :, 2:4] * 2) ** 2 * anchor
-        scores = s[:, :, 5:] * s[:, :, 4:5]
-        out = torch.cat((xy, wh, scores), 2)  # [B, na, 4+nc, H, W]
-        return out.transpose(1, 2).reshape(b, 4 + self.nc, self.na * h * w)
+        if out is None:
+            out = p.new_empty(b, 4 + self.nc, self.na * h * w)
+        by_anchor = out.view(b, 4 + self.nc, self.na, h, w).transpose(1, 2)  # [B, na, 4+nc, H, W], a view of out
+        by_anchor[:, :, 0:2] = (s[:, :, 0:2] * 2 - 0.5 + grid) * stride
+        by_anchor[:, :, 2:4] = (s[:, :, 2:4] * 2) ** 2 * anchor
+        torch.mul(s[:, :, 5:], s[:, :, 4:5], out=by_anchor[:, :, 4:])  # scores, written straight into place
+        return out
 
     def extra_repr(self) -> str:
         return f"nc={self.nc}, na={self.na}, anchors_px={self.anchor_px.flatten(1).tolist()}"
