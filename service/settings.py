@@ -42,8 +42,8 @@ class Settings:
         False, "accept a pickled .pt checkpoint (unpickling runs code from the file: only for files you trust)")
     device: str = _setting("cpu", "torch device (cpu, 0, ...)")
     backend: str = _setting(
-        "torch", "torch (PyTorch integer path, energy from hooks) or onnxruntime (the model exported to ONNX at "
-                 "start-up with its spike counts as graph outputs; CPU)")
+        "torch", "torch (PyTorch integer path, energy from hooks) or onnxruntime (the model exported to ONNX once "
+                 "per image size, its spike trains returned by the graph and counted per image; CPU; export extra)")
     workers: int = _setting(1, "model replicas, each run by its own inference thread", 1, 64)
     torch_threads: int = _setting(
         0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / (workers x processes), at least 1)",
