@@ -176,7 +176,7 @@ def paired(url: str, raws: list, image_bytes: bytes, imgsz: int, seconds: float,
     service_time = 0.0
     with httpx.Client(base_url=url, timeout=120) as client:
         start = time.perf_counter()
-        while time.perf_counter() - start < seconds or len(service_ms) < 5:
+        while time.perf_counter() - start < seconds or len(service_ms) + len(errors) < 5:
             for raw, samples in zip(raws, raw_ms):
                 samples.append(raw.once())
             t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the image and prove it serves: the container turns healthy through its own HEALTHCHECK (/readyz), a
 # detection request on bus.jpg answers 200 with boxes and an energy report (torch and onnxruntime backends), and
-# a container whose server is SIGKILLed is replaced by its restart policy. Needs a Docker engine (not run by CI: CI machines have none).
+# a container whose server is SIGKILLed is replaced by its restart policy. Needs a Docker engine (not run by CI:
+# CI machines have none), and root (or sudo) for the crash step, which signals the server from the host.
 #
 #   deploy/check_container.sh [IMAGE_TAG]            # default spikedet:check
 #   DOCKER_BUILD_ARGS="--build-arg PIP_EXTRA_INDEX_URL=... --build-arg PIP_TRUSTED_HOST=..." deploy/check_container.sh

@@ -158,21 +158,28 @@ def code_histogram(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
     if (flat.dtype.kind not in "iu" and flat.dtype != np.float32) or hi < lo:
         raise SpikedetError(f"a code histogram needs integers and lo <= hi, got {flat.dtype} in [{lo}, {hi}]")
     owned = False
-    if flat.dtype == np.float32 and -(2**15) <= lo and hi < 2**15:  # integers held in float32: int16 first
+    if flat.dtype == np.float32 and -(2**15) <= lo and hi < 2**15:  # integers held in float32: int16 first,
+        if flat.size and (flat.min() < lo or flat.max() > hi):  # the cast must wrap nothing
+            raise SpikedetError(f"codes outside their range [{lo}, {hi}]")
         flat, owned = flat.astype(np.int16), True
     bits = 8 * flat.itemsize
-    if flat.dtype.kind in "iu" and bits <= 16 and hi - lo < 2 ** (bits - 1):
+    kind = np.iinfo(flat.dtype) if flat.dtype.kind in "iu" else None
+    # fast paths: [lo, hi] inside the type, and v - lo in one byte (OpenCV) or below 2**15 (torch's int16)
+    if kind is not None and kind.min <= lo and hi <= kind.max and hi - lo < (256 if bits == 8 else 2**15):
         width = np.uint8 if bits == 8 else np.uint16
         shifted = flat.view(width)
-        if lo:  # v - lo modulo 2**bits: every value of [lo, hi] lands in [0, hi - lo]
+        if lo:  # v - lo modulo 2**bits: every value of [lo, hi] lands in [0, hi - lo], any other outside it
             shifted = np.subtract(shifted, width(lo % 2**bits), out=shifted if owned else None)
         if bits == 8:
             counts = cv2.calcHist([shifted], [0], None, [hi - lo + 1], [0, hi - lo + 1])
             counts = counts.reshape(-1).astype(np.int64)  # float32 counts: exact below 2**24 elements
             if flat.size >= 2**24:
                 counts = np.bincount(shifted, minlength=hi - lo + 1)
-        else:  # below 2**15: the same bits read as int16 are non-negative
-            counts = torch.bincount(torch.from_numpy(shifted.view(np.int16)), minlength=hi - lo + 1).numpy()
+        else:  # read as int16, values below 2**15 stay non-negative; any other is out of range
+            signed = torch.from_numpy(shifted.view(np.int16))
+            if signed.numel() and int(signed.min()) < 0:
+                raise SpikedetError(f"codes outside their range [{lo}, {hi}]")
+            counts = torch.bincount(signed, minlength=hi - lo + 1).numpy()
     else:
         shifted = flat.astype(np.int64) - lo
         if shifted.size and shifted.min() < 0:

@@ -28,6 +28,12 @@ def test_the_histogram_equals_numpys_bincount_in_every_stored_form(dtype, lo, hi
     assert np.array_equal(counts, reference(values, lo, hi))
 
 
+def test_a_range_wider_than_the_type_still_counts_exactly():
+    values = np.array([0, 7, 7, 40], dtype=np.uint8)
+    counts = code_histogram(values, -10, 40)
+    assert np.array_equal(counts, reference(values, -10, 40)) and counts[10] == 1 and counts[17] == 2
+
+
 def test_the_input_is_left_as_it_was():
     values = np.array([[-6, 0, 5], [7, -6, 383]], dtype=np.float32)
     kept = values.copy()
@@ -41,6 +47,16 @@ def test_a_value_outside_the_range_is_an_error_not_dropped(dtype):
     values = np.array([0, 1, 2, 9], dtype=dtype)
     with pytest.raises(SpikedetError, match="outside their range"):
         code_histogram(values, 0, 5)
+
+
+@pytest.mark.parametrize(("values", "lo", "hi"), [
+    (np.array([3, 250], dtype=np.uint8), -10, 5),  # 250 would wrap to -6 if [lo, hi] left the type unchecked
+    (np.array([0.0, 65539.0], dtype=np.float32), 0, 100),  # would wrap to 3 in int16
+    (np.array([-7, 4], dtype=np.int16), -6, 300),  # below lo in the 16-bit path
+], ids=["uint8-range-beyond-the-type", "float32-beyond-int16", "int16-below-lo"])
+def test_values_that_a_narrow_view_would_wrap_are_errors(values, lo, hi):
+    with pytest.raises(SpikedetError, match="outside their range"):
+        code_histogram(values, lo, hi)
 
 
 def test_train_counts_come_from_the_histogram_and_the_spike_table():
