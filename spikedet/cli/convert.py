@@ -171,8 +171,9 @@ def cmd_export(inv: Invocation) -> int:
         emit_json(result.as_dict())
     elif hasattr(check, "checks"):  # an integer model: its graph of integer ops, exact or not
         found = check.checks[0]
-        say(f"saved {result.output} (integer ops; input 'images' [B, 3, H, W] in 0..1, outputs: the head's "
-            "accumulators, then every neuron's codes; decode: docs/integer-format.md)")
+        say(f"saved {result.output} (integer ops; input 'images' [B, 3, H, W] in 0..1; outputs: output0, the decoded "
+            "boxes and scores YOLO(\"x.onnx\") reads, then the head's accumulators and every neuron's codes: "
+            "docs/integer-format.md)")
         say(f"onnxruntime vs the NumPy reference on {len(check.images)} images at {result.imgsz}: "
             f"{found.code_mismatches} of {check.codes:,} codes and {found.head_mismatches} of {check.head_values:,} "
             "head accumulators differ")

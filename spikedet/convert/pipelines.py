@@ -188,10 +188,15 @@ def _export_integer(model: nn.Module, output: Path, imgsz: int, opset: int, sour
     """An integer model's graph of integer ops (dynamic input size; every neuron's codes after the head outputs,
     always: the check reads them), checked bit for bit against the NumPy reference on the CPU."""
     from spikedet.convert.integer_onnx import export_integer_onnx
+    from spikedet.convert.integer_onnx_decode import append_output0
+    from spikedet.convert.onnx import ultralytics_metadata, write_metadata
 
     batch, files = load_batch(source or sample_images("val"), imgsz, 4)
     graph, tensors = graph_document(model)
-    export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, output, codes=True, opset=opset)
+    arrays = {k: v.numpy() for k, v in tensors.items()}
+    export_integer_onnx(graph, arrays, output, codes=True, opset=opset)
+    append_output0(output, model.model[-1], graph, arrays, imgsz, opset)  # first, so YOLO("x.onnx") reads it
+    write_metadata(output, ultralytics_metadata(model, imgsz, opset))
     check = verify_integer(model, batch, files, ("onnxruntime",), onnx_file=output)
     return ExportResult(output, imgsz, check)
 

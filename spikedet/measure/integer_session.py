@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from spikedet.convert.integer_onnx import METADATA_KEY, export_integer_onnx
+from spikedet.convert.integer_onnx_decode import decode_heads
 from spikedet.convert.onnx import code_histogram, histogram_counts
 from spikedet.errors import SpikedetError
 from spikedet.io.integer_format import graph_document
@@ -154,14 +155,8 @@ class IntegerGraphSession:
                 np.divide(real, divisor, out=real)
                 flat[r:r + rows] = real
             values[name] = torch.from_numpy(single)
-        head, info = self.head, self.graph["head"]
         with torch.no_grad():
-            if info["type"] == "V5Detect":
-                return head.decode([values[n] for n in info["outputs"]])
-            b = next(iter(values.values())).shape[0]
-            boxes = torch.cat([values[n].view(b, 4 * head.reg_max, -1) for n in info["box"]], -1)
-            scores = torch.cat([values[n].view(b, head.nc, -1) for n in info["cls"]], -1)
-            return head._inference({"boxes": boxes, "scores": scores, "feats": [values[n] for n in info["box"]]})
+            return decode_heads(self.head, self.graph["head"], values)
 
     def counts(self, values: dict[str, np.ndarray]) -> list[np.ndarray]:
         """``[spikes, silent, sum of codes]`` of each distinct train, in the order of ``keys``: one histogram

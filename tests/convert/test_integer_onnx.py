@@ -464,3 +464,40 @@ def test_float64_requantization_clips_per_channel_or_falls_back_to_integers(tmp_
     assert choices(tmp_path / "m.onnx")["nodes"][n1] == "float64"
     assert choices(tmp_path / "m.onnx")["nodes"][n2] == "integer"
     assert {"Max", "Min"} <= {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+
+
+@pytest.mark.parametrize("which", ["a2s", "spikeyolo"])
+def test_an_integer_export_starts_with_output0_that_yolo_reads(which, tmp_path):
+    """``spikedet export`` of an integer model: ``output0`` (the head decode, first, what ``YOLO("x.onnx")``
+    reads) close to PyTorch's, then the integer outputs the check reads, and Ultralytics' metadata."""
+    from ultralytics import YOLO
+    from ultralytics.nn.backends.base import BaseBackend
+
+    from spikedet.convert.pipelines import export_weights
+    from spikedet.io.images import default_image, letterbox_tensor, read_image
+    from spikedet.io.weights import save_model
+    from tests.measure.test_integer_session import integer_a2s, integer_spikeyolo
+
+    model, _ = integer_a2s() if which == "a2s" else integer_spikeyolo()
+    weights = save_model(model, tmp_path / "int.safetensors")
+    size = 160 if which == "a2s" else 64
+    result = export_weights(weights, tmp_path / "int.onnx", imgsz=size)
+    assert result.check.passed
+    session = ort.InferenceSession(str(result.output), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    heads = [o["name"] for o in json.loads(BaseBackend.read_metadata(result.output)[METADATA_KEY])["outputs"]
+             if "codes" not in o]
+    assert names[0] == "output0" and names[1:1 + len(heads)] == heads and names[-1].startswith("codes:")
+    image = letterbox_tensor(read_image(default_image()), size)[None]
+    with torch.no_grad():
+        expected = model(image)[0].numpy()
+    got = session.run(["output0"], {"images": image.numpy()})[0]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)  # the float decode, in another runtime
+    meta = BaseBackend.read_metadata(result.output)
+    assert meta["task"] == "detect" and meta["imgsz"] == f"[{size}, {size}]"
+    found = YOLO(str(result.output), task="detect").predict(read_image(default_image()), imgsz=size, conf=0.25,
+                                                           verbose=False)[0]
+    assert found.names == dict(model.names)
+    if which == "a2s":  # a trained model: the bus and its passengers
+        assert {"bus", "person"} <= {found.names[int(c)] for c in found.boxes.cls}
