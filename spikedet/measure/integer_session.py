@@ -27,7 +27,6 @@ from spikedet.measure.graph_energy import GraphEnergy
 from spikedet.measure.report import EnergyReport
 from spikedet.snn.code import SpikeCode
 
-
 #: float64 elements converted at a time in the decode (about 256 KB: cache-resident)
 _DECODE_BLOCK = 2**15
 
