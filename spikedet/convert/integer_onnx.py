@@ -371,7 +371,7 @@ class _Exporter:
         return Value([(Term(name, t.dtype, t.lo, t.hi), one) for name in steps], ints([0]), t.lo * self.T,
                      t.hi * self.T)
 
-    def run(self, codes: bool) -> list[tuple[str, Term]]:
+    def run(self, codes: bool | str) -> list[tuple[str, Term]]:
         graph = self.graph
         if graph.get("format") != FORMAT or graph.get("version") != VERSION:
             raise SpikedetError(f"not a {FORMAT} version {VERSION}: format {graph.get('format')!r}, "

@@ -197,6 +197,8 @@ def load_safetensors(path: str | Path) -> SpikeDetectionModel:
             raise SpikedetError(f"{str(path)!r}: neuron layout does not match the model config")
         state = load_file(str(path))
         graph = config.get("graph") if config["state"] == "integer" else None
+        if config["state"] == "integer" and not isinstance(graph, dict):
+            raise SpikedetError(f"{str(path)!r}: an integer model without its integer graph (a damaged file?)")
         graph_tensors = _graph_tensors(graph, state) if graph is not None else {}
         floats = {k: v for k, v in state.items() if k not in graph_tensors}
         missing, unexpected = model.load_state_dict(floats, strict=False)

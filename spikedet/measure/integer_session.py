@@ -1,17 +1,19 @@
 """An integer model on ONNX Runtime: its graph of integer ops, the float decode, and the energy report.
 
-The exported graph (:mod:`spikedet.convert.integer_onnx`) returns the head accumulators and every neuron's
-codes. The accumulators become ``output0`` through the model's own head decode (the same float32 values the
-PyTorch path decodes: ``acc * scale``); the codes become the energy report through the same template
-:class:`~spikedet.measure.graph_energy.GraphEnergy` fills for float graphs. Each conv reads spike trains: a
-neuron's codes, or those codes max-pooled or upsampled on the way (read off the graph: ``concat`` places trains
-at channel offsets, ``add`` sums trains into the same channels); each train is counted once per image.
+The exported graph (:mod:`spikedet.convert.integer_onnx`, ``codes="trains"``) returns the head accumulators and
+every spike train a conv reads, as it holds them: each neuron's codes and each max-pooled copy of them. The
+accumulators become ``output0`` through the model's own head decode (the same float32 values the PyTorch path
+decodes: ``acc * scale``); the trains become the energy report through the template
+:class:`~spikedet.measure.graph_energy.GraphEnergy` fills for float graphs. Which trains each conv reads is read
+off the graph (``concat`` places trains at channel offsets, ``add`` sums trains into the same channels, nearest
+upsampling copies each element ``scale**2`` times); each train is counted once per image.
 """
 
 from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -49,7 +51,7 @@ def graph_trains(graph: dict) -> tuple[list[dict], list[tuple[str, int]]]:
     def trains(node_id: str, offset: int, repeat: int) -> list[tuple[tuple[str, int], int]]:
         node = nodes[node_id]
         if node["op"] in ("neuron", "maxpool"):
-            neuron_of(node_id)  # a max-pool of anything but codes is not a train
+            source_neuron(nodes, node_id)  # a max-pool of anything but codes is not a train
             return [((node_id, repeat), offset)]
         if node["op"] == "concat":
             out = []
@@ -62,14 +64,6 @@ def graph_trains(graph: dict) -> tuple[list[dict], list[tuple[str, int]]]:
         if node["op"] == "upsample":
             return trains(node["inputs"][0], offset, repeat * int(node["scale"]) ** 2)
         raise SpikedetError(f"{node_id}: a conv reads {node['op']} output, not spike codes")
-
-    def neuron_of(node_id: str) -> dict:
-        node = nodes[node_id]
-        while node["op"] in ("maxpool", "upsample"):
-            node = nodes[node["inputs"][0]]
-        if node["op"] != "neuron":
-            raise SpikedetError(f"{node_id}: a conv reads a max-pool of {node['op']} output, not spike codes")
-        return node
 
     keys: list[tuple[str, int]] = []
     points: list[dict] = []
@@ -93,13 +87,25 @@ def graph_trains(graph: dict) -> tuple[list[dict], list[tuple[str, int]]]:
     return points, keys
 
 
-def source_neuron(graph: dict, node_id: str) -> dict:
-    """The neuron whose codes a train source (a neuron or a max-pool of its codes) holds."""
-    nodes = {n["id"]: n for n in graph["nodes"]}
+def source_neuron(nodes: dict[str, dict], node_id: str) -> dict:
+    """The neuron whose codes a train source (a neuron, or max-pools and upsamples of its codes) holds."""
     node = nodes[node_id]
-    while node["op"] != "neuron":
+    while node["op"] in ("maxpool", "upsample"):
         node = nodes[node["inputs"][0]]
+    if node["op"] != "neuron":
+        raise SpikedetError(f"{node_id}: a conv reads a max-pool of {node['op']} output, not spike codes")
     return node
+
+
+class _Source(NamedTuple):
+    """How one train source is counted: its graph output, the stored range, each bin's code and spikes."""
+
+    output: str
+    lo: int
+    hi: int
+    codes: np.ndarray
+    spikes: np.ndarray
+    valid: np.ndarray  # bins holding a code of 0..L (no element may fall outside)
 
 
 def _code(node: dict) -> SpikeCode:
@@ -126,14 +132,15 @@ class IntegerGraphSession:
         points, self.keys = graph_trains(graph)
         meta = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
         stored = {o["codes"]: o for o in meta["outputs"] if "codes" in o}
-        self.sources: dict[str, tuple] = {}
-        for source, _ in self.keys:  # per source: its output, stored range, the code of each bin, spikes per bin
-            spec, code = stored[source], _code(source_neuron(graph, source))
+        nodes = {n["id"]: n for n in graph["nodes"]}
+        self.sources: dict[str, _Source] = {}
+        for source, _ in self.keys:
+            spec, code = stored[source], _code(source_neuron(nodes, source))
             bins = np.arange(spec["lo"], spec["hi"] + 1, dtype=np.int64) + spec["offset"]
             valid = (bins >= 0) & (bins <= code.levels)
             spikes = np.zeros(len(bins), dtype=np.int64)
             spikes[valid] = code.spike_table().long().numpy()[bins[valid]]
-            self.sources[source] = (f"codes:{source}", spec["lo"], spec["hi"], bins, spikes, valid)
+            self.sources[source] = _Source(f"codes:{source}", spec["lo"], spec["hi"], bins, spikes, valid)
         self.energy = GraphEnergy(model, imgsz, {"form": "counts", "points": points})
         self._counter = ThreadPoolExecutor(1, thread_name_prefix="spikedet-counts")
 
@@ -164,11 +171,11 @@ class IntegerGraphSession:
         out = []
         for source, repeat in self.keys:
             if source not in per_source:
-                name, lo, hi, bins, spikes, valid = self.sources[source]
-                histogram = code_histogram(values[name], lo, hi)
-                if histogram[~valid].any():
+                src = self.sources[source]
+                histogram = code_histogram(values[src.output], src.lo, src.hi)
+                if histogram[~src.valid].any():
                     raise SpikedetError(f"{source}: the graph returned codes outside 0..L")
-                per_source[source] = histogram_counts(histogram, bins, spikes)
+                per_source[source] = histogram_counts(histogram, src.codes, src.spikes)
             out.append(per_source[source] * repeat)
         return out
 

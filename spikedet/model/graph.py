@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch.fx as fx
 from torch import nn
@@ -50,20 +51,14 @@ class Graph:
     head: nn.Module
 
     def node(self, node_id: str) -> Node:
-        return self._index()[node_id]
+        return self._index[node_id]
 
-    def _index(self) -> dict[str, Node]:
+    @cached_property
+    def _index(self) -> dict[str, Node]:  # built once: the graph is not changed after tracing
         return {n.id: n for n in self.nodes}
 
     def count(self, op: str) -> int:
         return sum(n.op == op for n in self.nodes)
-
-    def consumers(self) -> dict[str, list[Node]]:
-        users: dict[str, list[Node]] = {n.id: [] for n in self.nodes}
-        for n in self.nodes:
-            for i in n.inputs:
-                users[i].append(n)
-        return users
 
 
 class _Tracer(fx.Tracer):

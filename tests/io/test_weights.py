@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from spikedet.assets import asset_dir
 from spikedet.convert import bitplane
 from spikedet.errors import SpikedetError
 from spikedet.io.weights import check_weights, load_model, load_safetensors, read_config, resolve, save_model
@@ -85,3 +86,20 @@ def test_saved_weights_have_normal_permissions(tmp_path):
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644
     assert load_model(path, allow_pickle=False).names == load_model("spikeyolo-t.yaml", allow_pickle=False).names
+
+
+def test_an_integer_file_without_its_graph_is_refused_in_one_line(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    shipped = asset_dir("weights") / "yolov5n-a2s-int8.safetensors"
+    with safe_open(str(shipped), "pt") as f:
+        config = json.loads(f.metadata()["spikedet"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    del config["graph"]
+    damaged = tmp_path / "damaged.safetensors"
+    save_file(tensors, str(damaged), metadata={"spikedet": json.dumps(config)})
+    with pytest.raises(SpikedetError, match="an integer model without its integer graph"):
+        load_model(damaged)
