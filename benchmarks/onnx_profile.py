@@ -30,7 +30,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from spikedet.convert.bitplane import spiking
     from spikedet.convert.integer_onnx import export_integer_onnx
-    from spikedet.errors import SpikedetError
     from spikedet.io.images import default_image, letterbox_tensor, read_image
     from spikedet.io.integer_format import graph_document
     from spikedet.io.weights import load_model, resolve
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     weights = resolve(args.weights, allow_pickle=False)
     model = spiking(load_model(weights), "integer")
     if not is_integer(model):
-        raise SpikedetError(f"{weights} is not an integer model: spikedet convert --integer makes one")
+        raise SystemExit(f"onnx_profile: {weights} is not an integer model: spikedet convert --integer makes one")
     graph, tensors = graph_document(model)
     x = letterbox_tensor(read_image(default_image()), args.imgsz)[None].numpy()
     with tempfile.TemporaryDirectory() as folder:
