@@ -55,22 +55,23 @@ def cpu_name() -> str:
 
 
 class RawModel:
-    """``Detector.detect`` on the decoded image in this process, the service's thread count applied."""
+    """``Detector.detect`` on the decoded image in this process (detect + energy, no HTTP), the service's thread
+    count applied."""
 
-    def __init__(self, weights: Path, image_bytes: bytes, imgsz: int, torch_threads: int):
+    def __init__(self, weights: Path, image_bytes: bytes, imgsz: int, torch_threads: int, backend: str = "torch"):
         import torch
 
         from spikedet.detector import Detector
         from spikedet.service.images import decode
 
         self.image, self.imgsz = decode(image_bytes, 10**9), imgsz
-        self.detector = Detector(weights, imgsz=imgsz)
+        torch.set_num_threads(torch_threads)  # the ONNX Runtime session takes its thread count from torch's
+        self.detector = Detector(weights, imgsz=imgsz, backend=backend)
         for _ in range(3):
             self.detector.detect(self.image, imgsz=imgsz)
         torch.set_num_threads(torch_threads)  # after the warm-up: Ultralytics resets it when its predictor starts
         self.threads = torch.get_num_threads()
-
-    label = "raw model (Detector.detect, in process)"
+        self.label = f"Detector.detect, backend={backend} (detect + energy in process, no HTTP)"
 
     def once(self) -> float:
         t0 = time.perf_counter()
@@ -79,29 +80,30 @@ class RawModel:
 
 
 class RawOnnx:
-    """The model on ONNX Runtime without the service and without energy, on the already letterboxed image: an
-    integer model's plain graph (no codes returned) and its head decode to ``output0``; a float model's plain
-    export (``output0`` only). What the ONNX Runtime backend is measured against. ``graph_ms`` keeps the
+    """The model on ONNX Runtime without the service and without energy, on the image already letterboxed as
+    the service letterboxes it (an integer model: the rectangle; a float model's fixed-size graph: the square):
+    an integer model's plain graph (no codes returned) and its head decode to ``output0``; a float model's
+    plain export (``output0`` only). What the ONNX Runtime backend is measured against. ``graph_ms`` keeps the
     ``session.run`` part alone."""
 
     def __init__(self, weights: Path, image_bytes: bytes, imgsz: int, threads: int, folder: str):
         import onnxruntime as ort
-        from ultralytics.data.augment import LetterBox
 
         from spikedet.convert.integer_onnx import export_integer_onnx
         from spikedet.convert.onnx import export_onnx
         from spikedet.detector import Detector
+        from spikedet.io.images import letterbox_tensor
         from spikedet.io.integer_format import graph_document
         from spikedet.measure.integer_session import IntegerGraphSession
         from spikedet.nn.mode import is_integer
         from spikedet.service.images import decode
 
         detector = Detector(weights, imgsz=imgsz)
-        self.decoder = None
-        if is_integer(detector.module):
+        self.decoder, integer = None, is_integer(detector.module)
+        if integer:
             graph, tensors = graph_document(detector.module)
             path = export_integer_onnx(graph, {k: v.numpy() for k, v in tensors.items()}, Path(folder) / "plain.onnx")
-            self.decoder = IntegerGraphSession(detector.module, imgsz, folder)  # its decode only
+            self.decoder = IntegerGraphSession(detector.module, folder)  # its decode only
             self.label = "raw ONNX Runtime model (integer graph + head decode to output0, in process)"
         else:
             path = export_onnx(detector.module, Path(folder) / "plain.onnx", imgsz=imgsz)
@@ -110,8 +112,9 @@ class RawOnnx:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [o.name for o in self.session.get_outputs()]
-        boxed = LetterBox((imgsz, imgsz), auto=False, stride=detector.stride)(image=decode(image_bytes, 10**9))
-        self.x = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        image = decode(image_bytes, 10**9)
+        self.x = letterbox_tensor(image, imgsz, detector.stride if integer else None)[None].numpy()
+        self.label += f", {self.x.shape[-2]}x{self.x.shape[-1]}"
         self.threads = threads
         self.graph_ms: list[float] = []
         for _ in range(3):
@@ -131,7 +134,7 @@ class AnnTwin:
     """The float ANN twin in PyTorch (every neuron replaced by the activation it stands for), forward pass only
     on the same letterboxed image, same threads: the network the spiking model is compared with."""
 
-    def __init__(self, weights: Path, imgsz: int, threads: int):
+    def __init__(self, weights: Path, shape: tuple[int, int], threads: int):
         import torch
 
         from benchmarks.inference import ann_twin
@@ -140,8 +143,8 @@ class AnnTwin:
         model = load_model(weights).float().eval()
         model.reparameterize()
         self.model, self.torch = ann_twin(model), torch
-        self.x = torch.zeros(1, 3, imgsz, imgsz)
-        self.label = f"PyTorch float ANN twin ({weights.name}, forward only, {imgsz}x{imgsz})"
+        self.x = torch.zeros(1, 3, *shape)
+        self.label = f"PyTorch float ANN twin ({weights.name}, forward only, {shape[0]}x{shape[1]})"
         torch.set_num_threads(threads)
         self.threads = threads
         for _ in range(3):
@@ -327,11 +330,18 @@ def main(argv: list[str] | None = None) -> int:
     raw = (RawOnnx(weights, image_bytes, args.imgsz, threads, exports.name) if exports is not None
            else RawModel(weights, image_bytes, args.imgsz, threads))
     raws = [raw]
+    if exports is not None:  # what the service does in process, to separate HTTP from the rest
+        raws.append(RawModel(weights, image_bytes, args.imgsz, threads, backend="onnxruntime"))
     twin = args.twin or ("" if args.weights else "yolov5n-a2s.safetensors")
     if twin and twin != "none":
         from spikedet.io.weights import resolve
 
-        raws.append(AnnTwin(Path(resolve(twin, allow_pickle=False)), args.imgsz, threads))
+        from spikedet.io.images import letterbox_tensor
+
+        # the input the service's model sees: the raw model's, or the rectangle the PyTorch predictor makes
+        shape = raw.x.shape[-2:] if exports is not None else \
+            letterbox_tensor(raw.image, args.imgsz, raw.detector.stride).shape[-2:]
+        raws.append(AnnTwin(Path(resolve(twin, allow_pickle=False)), tuple(shape), threads))
     env = {"SPIKEDET_MAX_CONCURRENCY": str(args.max_concurrency), "SPIKEDET_WORKERS": str(args.workers),
            "SPIKEDET_BACKEND": args.backend,
            "SPIKEDET_TORCH_THREADS": str(args.torch_threads), "SPIKEDET_IMGSZ": str(args.imgsz),
@@ -367,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(raw, "graph_ms", None):
             graph = percentile(raw.graph_ms, 50)
             print(f"the service is {one['p50'] / graph:.2f}x the graph's session.run alone (p50 {graph:.1f} ms)")
+        detect_row = next((r for r in rows if r["run"].startswith("Detector.detect, backend=onnxruntime")), None)
+        if detect_row is not None:
+            print(f"the service is {one['p50'] / detect_row['p50']:.2f}x Detector.detect in process (what HTTP and "
+                  f"the server add; p50 {detect_row['p50']:.1f} ms)")
         twin_row = next((r for r in rows if r["run"].startswith("PyTorch float ANN twin")), None)
         if twin_row is not None:
             ratio = one["p50"] / twin_row["p50"]

@@ -64,11 +64,12 @@ class Detector:
         counting: spike counting for energy (``"auto"``, ``"binary"``, ``"unary"``).
         constants: energy constants (45 nm defaults).
         backend: ``torch`` (Ultralytics' predictor on the PyTorch integer path, energy from hooks) or
-            ``onnxruntime`` (the integer path exported to ONNX once per image size, with every spike train's
-            counts as extra outputs: energy from the graph itself; CPU; ``auto`` counting only; an integer
-            model exports its graph of integer ops, bit-exact with the PyTorch path). ONNX
-            Runtime letterboxes every image to the full square ``imgsz`` (a fixed-size graph), PyTorch to the
-            smallest multiple of the stride, so their figures differ on non-square images.
+            ``onnxruntime`` (the integer path exported to ONNX, with every spike train as extra outputs: energy
+            from the graph's own run; CPU; ``auto`` counting only). An integer model exports its graph of integer
+            ops once, bit-exact with the PyTorch path and taking any size: images are letterboxed as on PyTorch
+            (the smallest rectangle whose sides are multiples of the stride), so both backends give the same
+            detections and the same energy report. A float model is exported once per ``imgsz`` at that fixed
+            size: every image fills the square, so on a non-square image its figures differ from PyTorch's.
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class Detector:
         self.names = dict(self.module.names)
         self._lock = threading.Lock()
         self._info = {**describe_model(self.module, self.weights), "backend": backend}
-        self._sessions: dict = {}  # image size -> GraphSession or IntegerGraphSession
+        self._sessions: dict = {}  # image size -> GraphSession; None -> the IntegerGraphSession (any size)
         self._exports = tempfile.TemporaryDirectory(prefix="spikedet-onnx-") if backend == "onnxruntime" else None
 
     def info(self) -> dict:
@@ -131,8 +132,9 @@ class Detector:
         return DetectionResult(w, h, detections(result), report, timing, self.info())
 
     def _detect_onnx(self, image: np.ndarray, conf: float, iou: float, size: int):
-        """ONNX Runtime: the square letterbox Ultralytics' predictor makes for a fixed-size model, the graph
-        (``output0`` and the spike counts), Ultralytics' NMS, boxes back to image pixels."""
+        """ONNX Runtime: the letterbox Ultralytics' predictor makes (an integer model's graph takes any size:
+        the rectangle, as on PyTorch; a float model's is fixed: the full square), the graph (``output0`` and the
+        spike counts), Ultralytics' NMS, boxes back to image pixels."""
         import torch
         from ultralytics.engine.results import Results
         from ultralytics.utils.nms import non_max_suppression
@@ -141,17 +143,20 @@ class Detector:
         from spikedet.measure.graph_energy import GraphSession  # ONNX only here: the base install has none
         from spikedet.measure.integer_session import IntegerGraphSession
 
-        if size not in self._sessions:  # exported once per image size (a fixed-size graph)
-            session_class = IntegerGraphSession if is_integer(self.module) else GraphSession
-            self._sessions[size] = session_class(self.module, size, self._exports.name, torch.get_num_threads())
-        session = self._sessions[size]
+        integer = is_integer(self.module)
+        key = None if integer else size  # one integer graph for every size; a float graph per size
+        if key not in self._sessions:
+            threads = torch.get_num_threads()
+            self._sessions[key] = IntegerGraphSession(self.module, self._exports.name, threads) if integer else \
+                GraphSession(self.module, size, self._exports.name, threads)
+        session = self._sessions[key]
         t0 = time.perf_counter()
-        x = letterbox_tensor(image, size)[None].numpy()  # the square letterbox a fixed-size model is fed
+        x = letterbox_tensor(image, size, self.stride if integer else None)[None].numpy()
         t1 = time.perf_counter()
         output, report = session.run(x, self.constants)
         t2 = time.perf_counter()
         found = non_max_suppression(torch.from_numpy(output), conf, iou, max_det=300)[0]
-        found[:, :4] = scale_boxes((size, size), found[:, :4], image.shape[:2])
+        found[:, :4] = scale_boxes(x.shape[-2:], found[:, :4], image.shape[:2])
         result = Results(image, path="", names=self.names, boxes=found)
         result.speed = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                         "postprocess": (time.perf_counter() - t2) * 1e3}

@@ -89,11 +89,13 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
-def letterbox_tensor(image_bgr: np.ndarray, imgsz: int) -> Tensor:
-    """An image as the network sees it: letterboxed to ``imgsz x imgsz``, RGB, ``[3, H, W]`` in [0, 1]."""
+def letterbox_tensor(image_bgr: np.ndarray, imgsz: int, stride: int | None = None) -> Tensor:
+    """An image as the network sees it: letterboxed to ``imgsz x imgsz``, RGB, ``[3, H, W]`` in [0, 1].
+    With ``stride``: into the smallest rectangle within that square whose sides are multiples of ``stride``, as
+    Ultralytics' predictor letterboxes for a model that takes any size (the PyTorch path)."""
     from ultralytics.data.augment import LetterBox
 
-    boxed = LetterBox(new_shape=(imgsz, imgsz), auto=False)(image=image_bgr)
+    boxed = LetterBox(new_shape=(imgsz, imgsz), auto=stride is not None, stride=stride or 32)(image=image_bgr)
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1))).float() / 255

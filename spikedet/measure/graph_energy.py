@@ -29,9 +29,10 @@ class GraphEnergy:
     """Turns one image's count outputs into an :class:`EnergyReport` (``counting`` is ``auto``: the codes'
     own encodings, as the graph counts them)."""
 
-    def __init__(self, model: nn.Module, imgsz: int, description: dict):
+    def __init__(self, model: nn.Module, imgsz: int | tuple[int, int], description: dict):
         param = next(model.parameters())
-        blank = torch.zeros(1, 3, imgsz, imgsz, dtype=param.dtype, device=param.device)
+        height, width = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+        blank = torch.zeros(1, 3, height, width, dtype=param.dtype, device=param.device)
         with measure(model, "auto") as recorder, torch.no_grad():
             model(blank)
         self.convs = recorder.passes[-1]

@@ -114,20 +114,21 @@ def _code(node: dict) -> SpikeCode:
 
 class IntegerGraphSession:
     """The integer ``model`` on ONNX Runtime's CPU provider: :meth:`run` gives ``output0`` (decoded by the
-    model's head) and the image's energy report, from one run of the graph (exported into ``folder``)."""
+    model's head) and the image's energy report, from one run of the graph (exported into ``folder``). The graph
+    takes any input size; the report's template (each layer's shapes and MACs) is made once per input size."""
 
-    def __init__(self, model: nn.Module, imgsz: int, folder, threads: int = 1):
+    def __init__(self, model: nn.Module, folder, threads: int = 1):
         import onnxruntime as ort
 
         graph, tensors = graph_document(model)
         arrays = {k: v.cpu().numpy() for k, v in tensors.items()}
-        self.path = export_integer_onnx(graph, arrays, f"{folder}/integer-{imgsz}.onnx", codes="trains")
+        self.path = export_integer_onnx(graph, arrays, f"{folder}/integer.onnx", codes="trains")
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.names = [o.name for o in self.session.get_outputs()]
-        self.graph, self.head = graph, model.model[-1]
+        self.model, self.graph, self.head = model, graph, model.model[-1]
         self.scales = {o["name"]: (arrays[o["scale"]].reshape(1, -1, 1, 1), int(o["divisor"])) for o in graph["outputs"]}
         points, self.keys = graph_trains(graph)
         meta = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
@@ -141,7 +142,8 @@ class IntegerGraphSession:
             spikes = np.zeros(len(bins), dtype=np.int64)
             spikes[valid] = code.spike_table().long().numpy()[bins[valid]]
             self.sources[source] = _Source(f"codes:{source}", spec["lo"], spec["hi"], bins, spikes, valid)
-        self.energy = GraphEnergy(model, imgsz, {"form": "counts", "points": points})
+        self.points = points
+        self._energy: dict[tuple[int, int], GraphEnergy] = {}  # (height, width) -> the report's template
         self._counter = ThreadPoolExecutor(1, thread_name_prefix="spikedet-counts")
 
     def decode(self, heads: dict[str, np.ndarray]) -> torch.Tensor:
@@ -179,11 +181,19 @@ class IntegerGraphSession:
             out.append(per_source[source] * repeat)
         return out
 
+    def energy(self, height: int, width: int) -> GraphEnergy:
+        """The report's template for inputs of ``height x width`` (made by one PyTorch pass of a blank image, the
+        first time that size is seen; a letterboxed size is one of a few dozen per ``imgsz``)."""
+        if (height, width) not in self._energy:
+            self._energy[height, width] = GraphEnergy(self.model, (height, width), {"form": "counts", "points": self.points})
+        return self._energy[height, width]
+
     def run(self, images: np.ndarray, constants: EnergyConstants | None = None) -> tuple[np.ndarray, EnergyReport]:
-        """``images``: float32 ``[1, 3, H, W]`` in 0..1 (RGB)."""
+        """``images``: float32 ``[1, 3, H, W]`` in 0..1 (RGB), any ``H`` and ``W`` the model's stride divides."""
+        energy = self.energy(*images.shape[-2:])
         values = dict(zip(self.names, self.session.run(None, {"images": images})))
         heads = {o["name"]: values[o["name"]] for o in self.graph["outputs"]}
         # count on a second thread while this one decodes (both release the GIL: OpenCV, numpy casts, torch)
         counting = self._counter.submit(self.counts, values)
         output0 = self.decode(heads).numpy()
-        return output0, self.energy.report(counting.result(), constants)
+        return output0, energy.report(counting.result(), constants)

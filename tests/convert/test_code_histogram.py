@@ -17,7 +17,7 @@ def reference(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
 @pytest.mark.parametrize(("dtype", "lo", "hi"), [
     (np.uint8, 0, 255), (np.uint8, 3, 40), (np.int8, -64, 64), (np.int8, -128, 127),
     (np.int16, 0, 1136), (np.int16, -6, 383), (np.int16, -32768, 32767),
-    (np.float32, -6, 1130), (np.float32, -64, 25), (np.int32, -5, 70000),
+    (np.float32, -6, 1130), (np.float32, -64, 25), (np.float32, -70000, -70000 + 2**15 - 1), (np.float32, -70000, 70000), (np.int32, -5, 70000),
 ], ids=lambda v: getattr(v, "__name__", str(v)))
 def test_the_histogram_equals_numpys_bincount_in_every_stored_form(dtype, lo, hi):
     rng = np.random.default_rng(0)
@@ -53,7 +53,9 @@ def test_a_value_outside_the_range_is_an_error_not_dropped(dtype):
     (np.array([3, 250], dtype=np.uint8), -10, 5),  # 250 would wrap to -6 if [lo, hi] left the type unchecked
     (np.array([0.0, 65539.0], dtype=np.float32), 0, 100),  # would wrap to 3 in int16
     (np.array([-7, 4], dtype=np.int16), -6, 300),  # below lo in the 16-bit path
-], ids=["uint8-range-beyond-the-type", "float32-beyond-int16", "int16-below-lo"])
+    (np.array([-65, 3], dtype=np.int8), -64, 64),  # a byte the range does not pick
+    (np.array([2.0, -1.0], dtype=np.float32), 0, 100),  # below the first bin
+], ids=["uint8-range-beyond-the-type", "float32-beyond-int16", "int16-below-lo", "int8-below-lo", "float32-below-lo"])
 def test_values_that_a_narrow_view_would_wrap_are_errors(values, lo, hi):
     with pytest.raises(SpikedetError, match="outside their range"):
         code_histogram(values, lo, hi)

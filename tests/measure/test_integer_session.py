@@ -40,7 +40,7 @@ def test_onnxruntime_gives_the_pytorch_detections_and_energy_of_an_integer_model
     with measure(model) as recorder, torch.no_grad():
         expected = model(image)[0]
     torch_report = recorder.reports()[0].to_dict(layers=True)
-    session = IntegerGraphSession(model, image.shape[-1], tmp_path)
+    session = IntegerGraphSession(model, tmp_path)
     output0, report = session.run(image.numpy())
     if make is integer_spikeyolo_ilif_t2:
         # known gap: over T > 1 PyTorch averages the head's float32 values per timestep, the graph (and its spec)
