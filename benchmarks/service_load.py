@@ -92,7 +92,6 @@ class RawOnnx:
         from spikedet.convert.integer_onnx import export_integer_onnx
         from spikedet.convert.onnx import export_onnx
         from spikedet.detector import Detector
-        from spikedet.io.images import letterbox_tensor
         from spikedet.io.integer_format import graph_document
         from spikedet.measure.integer_session import IntegerGraphSession
         from spikedet.nn.mode import is_integer
@@ -112,8 +111,7 @@ class RawOnnx:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [o.name for o in self.session.get_outputs()]
-        image = decode(image_bytes, 10**9)
-        self.x = letterbox_tensor(image, imgsz, detector.stride if integer else None)[None].numpy()
+        self.x = detector.onnx_input(decode(image_bytes, 10**9), imgsz)  # what the ONNX Runtime backend runs
         self.label += f", {self.x.shape[-2]}x{self.x.shape[-1]}"
         self.threads = threads
         self.graph_ms: list[float] = []
@@ -334,13 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         raws.append(RawModel(weights, image_bytes, args.imgsz, threads, backend="onnxruntime"))
     twin = args.twin or ("" if args.weights else "yolov5n-a2s.safetensors")
     if twin and twin != "none":
+        from spikedet.io.images import letterbox_tensor, predictor_stride
         from spikedet.io.weights import resolve
-
-        from spikedet.io.images import letterbox_tensor
 
         # the input the service's model sees: the raw model's, or the rectangle the PyTorch predictor makes
         shape = raw.x.shape[-2:] if exports is not None else \
-            letterbox_tensor(raw.image, args.imgsz, raw.detector.stride).shape[-2:]
+            letterbox_tensor(raw.image, args.imgsz, predictor_stride(raw.detector.module)).shape[-2:]
         raws.append(AnnTwin(Path(resolve(twin, allow_pickle=False)), tuple(shape), threads))
     env = {"SPIKEDET_MAX_CONCURRENCY": str(args.max_concurrency), "SPIKEDET_WORKERS": str(args.workers),
            "SPIKEDET_BACKEND": args.backend,

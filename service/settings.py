@@ -42,8 +42,10 @@ class Settings:
         False, "accept a pickled .pt checkpoint (unpickling runs code from the file: only for files you trust)")
     device: str = _setting("cpu", "torch device (cpu, 0, ...)")
     backend: str = _setting(
-        "torch", "torch (PyTorch integer path, energy from hooks) or onnxruntime (the model exported to ONNX once "
-                 "per image size, its spike trains returned by the graph and counted per image; CPU; export extra)")
+        "torch", "torch (PyTorch integer path, energy from hooks) or onnxruntime (the model exported to ONNX, its "
+                 "spike trains returned by the graph and counted per image; an integer model is exported once and "
+                 "fed the same rectangle as on PyTorch, a float model once per image size at the full square; "
+                 "CPU; export extra)")
     workers: int = _setting(1, "model replicas, each run by its own inference thread", 1, 64)
     torch_threads: int = _setting(
         0, "torch intra-op threads per inference thread (0: (CPU cores - 1) / (workers x processes), at least 1)",

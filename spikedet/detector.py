@@ -29,7 +29,7 @@ from spikedet.engine.device import select_device
 from spikedet.engine.results import Detection, detections, image_record
 from spikedet.engine.yolo import SpikeYOLO
 from spikedet.errors import SpikedetError
-from spikedet.io.images import check_imgsz, letterbox_tensor, model_stride
+from spikedet.io.images import check_imgsz, letterbox_tensor, model_stride, predictor_stride
 from spikedet.io.weights import resolve
 from spikedet.measure import energy
 from spikedet.model.detection import describe_model
@@ -131,6 +131,14 @@ class Detector:
         h, w = image.shape[:2]
         return DetectionResult(w, h, detections(result), report, timing, self.info())
 
+    def onnx_input(self, image: np.ndarray, imgsz: int | None = None) -> np.ndarray:
+        """The float32 batch ``[1, 3, H, W]`` the ONNX Runtime backend runs for a BGR ``image``: for an integer
+        model (whose graph takes any size) the rectangle Ultralytics' predictor makes for PyTorch, for a float
+        model (a fixed-size graph) the full square."""
+        size = self.imgsz if imgsz is None else check_imgsz(imgsz, self.stride)
+        stride = predictor_stride(self.module) if is_integer(self.module) else None
+        return letterbox_tensor(image, size, stride)[None].numpy()
+
     def _detect_onnx(self, image: np.ndarray, conf: float, iou: float, size: int):
         """ONNX Runtime: the letterbox Ultralytics' predictor makes (an integer model's graph takes any size:
         the rectangle, as on PyTorch; a float model's is fixed: the full square), the graph (``output0`` and the
@@ -151,7 +159,7 @@ class Detector:
                 GraphSession(self.module, size, self._exports.name, threads)
         session = self._sessions[key]
         t0 = time.perf_counter()
-        x = letterbox_tensor(image, size, self.stride if integer else None)[None].numpy()
+        x = self.onnx_input(image, size)
         t1 = time.perf_counter()
         output, report = session.run(x, self.constants)
         t2 = time.perf_counter()

@@ -151,9 +151,9 @@ def code_histogram(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """How many of ``values`` (integers, all within ``[lo, hi]``; float32 ones too) equal ``lo``, ``lo + 1``, ...
     ``hi``: int64, exact. Bytes: OpenCV's ``calcHist`` counts all 256 byte values in one pass, no copy, and the
     bins of ``[lo, hi]`` are picked out. 16-bit values and integers held in float32: ``v - lo`` in int16 (float32
-    in one pass after OpenCV's ``minMaxLoc`` checks the range), counted by torch's ``bincount``. All are 2 to 4x
-    numpy's ``bincount``, which first widens every value to int64. A value outside ``[lo, hi]`` is an error,
-    never dropped."""
+    in one pass after OpenCV's ``minMaxLoc`` checks the range), counted by torch's ``bincount``; numpy's
+    ``bincount``, which first widens every value to int64, only where neither fits. A value outside
+    ``[lo, hi]`` (NaN included) is an error, never dropped."""
     import cv2
 
     flat = np.ascontiguousarray(values).reshape(-1)
@@ -171,7 +171,11 @@ def code_histogram(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
             low, high = cv2.minMaxLoc(flat)[:2]
             if low < lo or high > hi:  # checked first: the int16 cast below would wrap them
                 raise SpikedetError(f"codes outside their range [{lo}, {hi}]")
-        shifted = np.subtract(flat, np.float32(lo), out=np.empty(flat.size, np.int16), casting="unsafe")
+        try:  # minMaxLoc skips NaN, which the cast would turn into a code: numpy flags it as invalid
+            with np.errstate(invalid="raise"):
+                shifted = np.subtract(flat, np.float32(lo), out=np.empty(flat.size, np.int16), casting="unsafe")
+        except FloatingPointError:
+            raise SpikedetError(f"codes outside their range [{lo}, {hi}]: NaN") from None
         counts = torch.bincount(torch.from_numpy(shifted), minlength=bins).numpy()  # exact: integers below 2**24
     elif flat.dtype.itemsize == 2 and np.iinfo(flat.dtype).min <= lo and hi <= np.iinfo(flat.dtype).max \
             and bins <= 2**15:  # v - lo in int16: below 2**15 stays non-negative; any other value is out of range

@@ -41,6 +41,12 @@ def model_stride(model) -> int:
     return int(max(stride.tolist())) if isinstance(stride, torch.Tensor) and stride.numel() else DEFAULT_STRIDE
 
 
+def predictor_stride(model) -> int:
+    """The stride Ultralytics' predictor letterboxes a PyTorch model's images to (the smallest rectangle whose
+    sides are multiples of it): the model's, at least 32, as its ``AutoBackend`` takes it."""
+    return max(model_stride(model), 32)
+
+
 def check_imgsz(imgsz: int | Sequence[int], stride: int | None = DEFAULT_STRIDE, name: str = "imgsz"):
     """``imgsz`` (an integer or ``[height, width]``) if each side is an integer in ``IMGSZ_MIN..IMGSZ_MAX`` and,
     with a ``stride``, a multiple of it; else :class:`SpikedetError` naming the rule."""

@@ -13,6 +13,7 @@ image's report is then that template with the graph's counts filled in, built by
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ class GraphEnergy:
 
     def __init__(self, model: nn.Module, imgsz: int | tuple[int, int], description: dict):
         param = next(model.parameters())
-        height, width = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+        height, width = (imgsz, imgsz) if isinstance(imgsz, numbers.Integral) else imgsz
         blank = torch.zeros(1, 3, height, width, dtype=param.dtype, device=param.device)
         with measure(model, "auto") as recorder, torch.no_grad():
             model(blank)

@@ -11,7 +11,9 @@ upsampling copies each element ``scale**2`` times); each train is counted once p
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -31,6 +33,8 @@ from spikedet.snn.code import SpikeCode
 
 #: float64 elements converted at a time in the decode (about 256 KB: cache-resident)
 _DECODE_BLOCK = 2**15
+#: report templates kept per session, one per input size, the least recently used dropped first
+TEMPLATES = 64
 
 
 def graph_trains(graph: dict) -> tuple[list[dict], list[tuple[str, int]]]:
@@ -143,7 +147,9 @@ class IntegerGraphSession:
             spikes[valid] = code.spike_table().long().numpy()[bins[valid]]
             self.sources[source] = _Source(f"codes:{source}", spec["lo"], spec["hi"], bins, spikes, valid)
         self.points = points
-        self._energy: dict[tuple[int, int], GraphEnergy] = {}  # (height, width) -> the report's template
+        # (height, width) -> the report's template, most recently used last; a lock, as making one runs the model
+        self._energy: collections.OrderedDict[tuple[int, int], GraphEnergy] = collections.OrderedDict()
+        self._energy_lock = threading.Lock()
         self._counter = ThreadPoolExecutor(1, thread_name_prefix="spikedet-counts")
 
     def decode(self, heads: dict[str, np.ndarray]) -> torch.Tensor:
@@ -182,11 +188,17 @@ class IntegerGraphSession:
         return out
 
     def energy(self, height: int, width: int) -> GraphEnergy:
-        """The report's template for inputs of ``height x width`` (made by one PyTorch pass of a blank image, the
-        first time that size is seen; a letterboxed size is one of a few dozen per ``imgsz``)."""
-        if (height, width) not in self._energy:
-            self._energy[height, width] = GraphEnergy(self.model, (height, width), {"form": "counts", "points": self.points})
-        return self._energy[height, width]
+        """The report's template for inputs of ``height x width``: made by one PyTorch pass of a blank image
+        (0.3 s at 640x480 here) the first time that size is seen, and kept for the :data:`TEMPLATES` sizes
+        used last (a letterbox gives a few dozen sizes per ``imgsz``; about 100 KB each)."""
+        key = (height, width)
+        with self._energy_lock:
+            if key not in self._energy:
+                self._energy[key] = GraphEnergy(self.model, key, {"form": "counts", "points": self.points})
+                while len(self._energy) > TEMPLATES:
+                    self._energy.popitem(last=False)
+            self._energy.move_to_end(key)
+            return self._energy[key]
 
     def run(self, images: np.ndarray, constants: EnergyConstants | None = None) -> tuple[np.ndarray, EnergyReport]:
         """``images``: float32 ``[1, 3, H, W]`` in 0..1 (RGB), any ``H`` and ``W`` the model's stride divides."""

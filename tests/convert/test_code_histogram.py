@@ -55,7 +55,9 @@ def test_a_value_outside_the_range_is_an_error_not_dropped(dtype):
     (np.array([-7, 4], dtype=np.int16), -6, 300),  # below lo in the 16-bit path
     (np.array([-65, 3], dtype=np.int8), -64, 64),  # a byte the range does not pick
     (np.array([2.0, -1.0], dtype=np.float32), 0, 100),  # below the first bin
-], ids=["uint8-range-beyond-the-type", "float32-beyond-int16", "int16-below-lo", "int8-below-lo", "float32-below-lo"])
+    (np.array([np.nan, 1.0, 2.0], dtype=np.float32), 0, 3),  # the range check skips it, the cast would make it 0
+], ids=["uint8-range-beyond-the-type", "float32-beyond-int16", "int16-below-lo", "int8-below-lo", "float32-below-lo",
+        "float32-nan"])
 def test_values_that_a_narrow_view_would_wrap_are_errors(values, lo, hi):
     with pytest.raises(SpikedetError, match="outside their range"):
         code_histogram(values, lo, hi)

@@ -56,3 +56,20 @@ def test_onnxruntime_gives_the_pytorch_detections_and_energy_of_an_integer_model
     assert onnx_report["layers"] == torch_report["layers"]
     assert onnx_report["neurons"] == torch_report["neurons"]
     assert onnx_report["activation_sparsity"] == torch_report["activation_sparsity"]
+
+
+def test_one_session_serves_every_input_size_and_keeps_the_templates_it_used_last(tmp_path, monkeypatch):
+    """The graph takes any size; each size's report template is made once, and only the last TEMPLATES kept."""
+    from spikedet.measure import integer_session
+    from spikedet.measure.integer_session import IntegerGraphSession
+
+    monkeypatch.setattr(integer_session, "TEMPLATES", 2)
+    model, image = integer_spikeyolo()
+    session = IntegerGraphSession(model, tmp_path)
+    for h, w in ((64, 64), (64, 96), (96, 64), (64, 96)):
+        x = torch.nn.functional.interpolate(image, size=(h, w), mode="nearest")
+        with measure(model) as recorder, torch.no_grad():
+            model(x)
+        _, report = session.run(x.numpy())
+        assert report.to_dict(layers=True)["layers"] == recorder.reports()[0].to_dict(layers=True)["layers"]
+    assert list(session._energy) == [(96, 64), (64, 96)]  # 64x64, used first and not since, was dropped
