@@ -436,24 +436,6 @@ class _Exporter:
         return self.b.cast(q, next((d for d in (UINT8, INT8, INT16) if fits(q.lo, q.hi, d)), INT32))
 
 
-def _name_outputs(nodes: list, outputs: list[tuple[str, Term]]) -> None:
-    """Give each output its name: the tensor a node makes is renamed (an ``Identity`` would copy it: 60 trains
-    cost 5 ms a run at 640x480 on ONNX Runtime); a tensor that is not a node's own or is two outputs gets an
-    ``Identity``."""
-    made = {o for node in nodes for o in node.output}
-    renamed: dict[str, str] = {}
-    for name, term in outputs:
-        if term.name in made and term.name not in renamed:
-            renamed[term.name] = name
-        else:
-            nodes.append(helper.make_node("Identity", [term.name], [name], name=f"output/{name}"))
-    for node in nodes:
-        for field in (node.input, node.output):
-            for i, value in enumerate(field):
-                if value in renamed:
-                    field[i] = renamed[value]
-
-
 def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, codes: bool | str = False,
                         convs: str = "auto", opset: int = 21) -> Path:
     """Write the integer graph as an ONNX model and return its path.
@@ -477,7 +459,7 @@ def export_integer_onnx(graph: dict, tensors: dict[str, np.ndarray], path, *, co
     outputs = exporter.run(codes)
     b = exporter.b
     b.scope = "outputs"
-    _name_outputs(b.nodes, outputs)
+    b.name_outputs(outputs)
     nodes = b.used([name for name, _ in outputs])
     used = {i for node in nodes for i in node.input}
     onnx_graph = helper.make_graph(
