@@ -62,5 +62,5 @@ def test_an_integer_model_gives_the_same_detections_and_energy_on_both_backends_
     torch_answer, onnx_answer = answers["torch"][-1], answers["onnxruntime"][-1]
     assert onnx_answer["detections"] and onnx_answer["detections"] == torch_answer["detections"]
     assert onnx_answer["energy"] == torch_answer["energy"] and onnx_answer["energy"]["spikes"] > 0
-    assert answers["onnxruntime"][0]["energy"] == onnx_answer["energy"]  # the second run reuses the size's template
+    assert answers["onnxruntime"][0]["energy"] == onnx_answer["energy"]  # the first run (template made) = the second
     assert onnx_answer["energy"]["layers"][0]["input_elements"] == 3 * 128 * 160  # the rectangle, not the square
